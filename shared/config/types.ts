@@ -1,0 +1,93 @@
+// The loaded, validated shape of agent.toml (a superset of smbprobe's
+// probe.toml). Loading lives in shared/config/agent.ts; defaults live in
+// shared/config/defaults.ts, each with its reason.
+import type { Operation } from "../result.ts";
+import type { Secret } from "../secret.ts";
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** One problem found while loading a config file: where, which key, what. */
+export interface ConfigProblem {
+  file: string;
+  /** 1-based line of the key (or of its table), 0 when the file as a whole is at fault. */
+  line: number;
+  /** Dotted key path as an operator reads it, e.g. probes[1].share. */
+  key: string;
+  message: string;
+  severity: "error" | "warning";
+}
+
+export interface BufferLimits {
+  /** Oldest results are dropped (and counted) beyond this many bytes of buffered results. */
+  maxBytes: number;
+  /** Results older than this are dropped (and counted) unsent. */
+  maxAgeSeconds: number;
+}
+
+export interface AgentSection {
+  site: string | null;
+  id: string | null;
+  bufferPath: string;
+  httpListen: ListenAddress;
+  /** Most probe runs in flight at once across all targets. */
+  maxConcurrentRuns: number;
+  /** Most smbclient processes started per second. */
+  maxSpawnsPerSecond: number;
+  buffer: BufferLimits;
+}
+
+export interface AggregatorSection {
+  /** host:port of the aggregator's gRPC listener. */
+  url: string;
+  ca: string | null;
+  cert: string | null;
+  key: string | null;
+  /** Plain-text gRPC, only for loopback demos. */
+  insecure: boolean;
+}
+
+export interface ProbeTarget {
+  /** Display name; defaults to address/share when smbprobe's empty name is given. */
+  name: string;
+  address: string;
+  port: number;
+  domain: string;
+  share: string;
+  username: string;
+  password: Secret;
+  /** Directory inside the share where test files are written (smbprobe's remote_basedir). */
+  remoteBasedir: string;
+  /** Fixed rate: a run starts every interval seconds (not interval seconds after the last one ended). */
+  intervalSeconds: number;
+  /** Whole-run timeout, seconds; the smbclient process is killed when it passes. */
+  timeoutSeconds: number;
+  /** Per-operation timeout, seconds. */
+  operationTimeoutSeconds: number;
+  /** Median latency above which an operation makes the run unhealthy, milliseconds. */
+  latencyThresholdsMs: Record<Operation, number>;
+  auth: "ntlm" | "kerberos";
+  /** smbclient --option='client min protocol=...' floor, e.g. SMB2, SMB3; null leaves smbclient's default. */
+  protocol: string | null;
+  labels: Record<string, string>;
+  /** How many test files per run and their size (smbprobe: 5 × 4096). */
+  fileCount: number;
+  fileSizeBytes: number;
+  /** Opt-in extra operations. */
+  rename: boolean;
+  mkdir: boolean;
+  /** 1-based line of this [[probes]] block in its file, for messages. */
+  line: number;
+}
+
+export interface AgentConfig {
+  /** Absolute path of the file this was loaded from. */
+  file: string;
+  agent: AgentSection;
+  aggregator: AggregatorSection | null;
+  probes: ProbeTarget[];
+  /** Warnings found while loading (the config is still usable). */
+  warnings: ConfigProblem[];
+}
