@@ -91,3 +91,78 @@ export interface AgentConfig {
   /** Warnings found while loading (the config is still usable). */
   warnings: ConfigProblem[];
 }
+
+/** aggregator.toml, loaded by shared/config/aggregator.ts. */
+export interface AggregatorConfig {
+  file: string;
+  server: {
+    grpcListen: ListenAddress;
+    httpListen: ListenAddress;
+    /** Plain-text gRPC, only for loopback demos; mTLS otherwise. */
+    insecure: boolean;
+    /** Larger messages are rejected in-band (RESOURCE_EXHAUSTED). */
+    maxMessageBytes: number;
+  };
+  tls: { ca: string; cert: string; key: string } | null;
+  database: { url: Secret; poolSize: number };
+  redis: { url: Secret } | null;
+  ingest: {
+    /** Per-agent limit; above it batches are refused in-band with RESOURCE_EXHAUSTED until the bucket refills. */
+    maxResultsPerSecondPerAgent: number;
+    /** A result stamped further in the future than this is rejected (INVALID_ARGUMENT). */
+    maxFutureSkewSeconds: number;
+    /** Agent clocks further off than this are warned about. */
+    clockSkewWarnSeconds: number;
+    /** A result older than this on arrival is stored with late = true. */
+    lateAfterSeconds: number;
+  };
+  retention: {
+    /** Raw results partitions older than this are dropped. */
+    rawDays: number;
+    /** 5-minute rollups older than this are deleted. */
+    rollupDays: number;
+  };
+  agents: {
+    /** Agent ids refused at connect, in addition to agents disabled in the database. */
+    disabled: string[];
+  };
+  incidents: {
+    consecutiveFailures: number;
+  };
+  warnings: ConfigProblem[];
+}
+
+export type NotificationTarget = "pager-duty" | "better-stack" | "msft-teams" | "generic-post" | "email";
+
+/** One [[notifications]] block: smbprobe's keys plus email and routing filters. */
+export interface NotificationDestination {
+  target: NotificationTarget;
+  url: string | null;
+  integrationKey: Secret | null;
+  headers: Record<string, string>;
+  severity: string | null;
+  sourceEmail: string | null;
+  summary: string | null;
+  smtp: {
+    host: string;
+    port: number;
+    from: string;
+    to: string[];
+    username: string | null;
+    password: Secret | null;
+    tls: boolean;
+  } | null;
+  /** Routing filters; empty = all. */
+  sites: string[];
+  kinds: string[];
+  line: number;
+}
+
+/** notifier.toml, loaded by shared/config/notifier.ts. */
+export interface NotifierConfig {
+  file: string;
+  httpListen: ListenAddress;
+  redis: { url: Secret };
+  notifications: NotificationDestination[];
+  warnings: ConfigProblem[];
+}
