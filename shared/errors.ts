@@ -13,6 +13,8 @@ export type ErrorCode =
   | "DB_UNAVAILABLE"
   | "MIGRATION_FAILED"
   | "PKI_FAILED"
+  | "PKI_EXISTS"
+  | "TLS_INVALID"
   | "USAGE";
 
 export class SmbfleetError extends Error {
