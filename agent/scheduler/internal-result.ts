@@ -1,0 +1,36 @@
+// A run that threw (a bug in a check, a failed sink, a run that would not
+// stop) still becomes a result, of class "internal", so that the operator
+// sees it on /metrics and at HQ instead of the target going quiet.
+import type { ProbeTarget } from "../../shared/config/types.ts";
+import { errorMessage } from "../../shared/errors.ts";
+import type { ProbeResult, TargetRef } from "../../shared/result.ts";
+
+export function targetRefOf(t: ProbeTarget): TargetRef {
+  return {
+    name: t.name,
+    address: t.address,
+    port: t.port,
+    domain: t.domain,
+    share: t.share,
+    basedir: t.remoteBasedir,
+    labels: { ...t.labels },
+  };
+}
+
+export function internalResult(
+  target: ProbeTarget,
+  startedAtMs: number,
+  durationMs: number,
+  err: unknown,
+): ProbeResult {
+  return {
+    target: targetRefOf(target),
+    startedAtMs,
+    durationMs,
+    operations: [],
+    failureClass: "internal",
+    failureMessage: errorMessage(err),
+    healthy: false,
+    aboveThreshold: [],
+  };
+}
