@@ -26,6 +26,15 @@ export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
  * failed-over database is reached by fresh connections rather than stale ones.
  */
 const IDLE_TIMEOUT_SECONDS = 60;
+/**
+ * A batch transaction is a handful of statements over a few thousand rows and
+ * commits in milliseconds; one that takes longer than this is stuck (a lock
+ * queue, a dying disk). Failing it lets the agent resend, and it bounds how
+ * long a stamped-but-uncommitted row can stay invisible to the rollup
+ * (aggregator/db/rollup.ts ROLLUP_SETTLE_SECONDS). Long maintenance and
+ * migration statements raise it for their own transaction.
+ */
+export const STATEMENT_TIMEOUT_MS = 30_000;
 
 function createSql(opts: DatabaseOptions) {
   const connectTimeout = opts.connectTimeoutSeconds ?? DEFAULT_CONNECT_TIMEOUT_SECONDS;
@@ -34,6 +43,11 @@ function createSql(opts: DatabaseOptions) {
     idle_timeout: IDLE_TIMEOUT_SECONDS,
     connect_timeout: connectTimeout,
     types: { bigint: postgres.BigInt },
+    connection: {
+      statement_timeout: STATEMENT_TIMEOUT_MS,
+      idle_in_transaction_session_timeout: STATEMENT_TIMEOUT_MS,
+      application_name: "smbfleet-aggregator",
+    },
     onnotice: (notice) => opts.logger?.debug({ notice: notice["message"] }, "postgres notice"),
     // Not in postgres.js's type declarations, but supported (src/connection.js):
     // a function returning a connected socket.

@@ -64,6 +64,9 @@ export async function migrate(
   for (const mig of migrations) {
     try {
       const did = await sql.begin(async (tx) => {
+        // A migration may rewrite big tables, and the lock waits for another
+        // replica's migration: neither is a stuck batch.
+        await tx.unsafe("SET LOCAL statement_timeout = 0");
         await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY.toString()}::bigint)`;
         // Created under the lock: two concurrent CREATE TABLE IF NOT EXISTS can
         // still collide on the catalog's unique index.
