@@ -1,0 +1,132 @@
+// aggregator.toml: listeners, TLS, PostgreSQL, Redis, ingest limits,
+// retention, disabled agents, incident thresholds.
+import { resolve } from "node:path";
+import { Secret } from "../secret.ts";
+import { AGGREGATOR_DEFAULTS, DATABASE_URL_ENV, REDIS_URL_ENV } from "./defaults.ts";
+import { buildFrom, configOrThrow, loadWith, type BuildContext, type LoadResult } from "./load.ts";
+import type { ProblemSink } from "./problems.ts";
+import { TableReader } from "./reader.ts";
+import type { TomlSource } from "./toml-source.ts";
+import type { AggregatorConfig } from "./types.ts";
+import { isValidName, readExistingFile, readListen } from "./values.ts";
+import { readServiceUrl } from "./service-url.ts";
+
+/** Loads and validates aggregator.toml; throws ConfigError listing every problem. */
+export function loadAggregatorConfig(file: string, env: NodeJS.ProcessEnv): AggregatorConfig {
+  return configOrThrow(file, readAggregatorConfig(file, env));
+}
+
+export function readAggregatorConfig(file: string, env: NodeJS.ProcessEnv): LoadResult<AggregatorConfig> {
+  return loadWith(file, env, buildAggregatorConfig);
+}
+
+export function aggregatorConfigFrom(
+  source: TomlSource,
+  env: NodeJS.ProcessEnv,
+  sink: ProblemSink,
+): LoadResult<AggregatorConfig> {
+  return buildFrom(source, env, sink, buildAggregatorConfig);
+}
+
+function buildAggregatorConfig(source: TomlSource, ctx: BuildContext): AggregatorConfig {
+  const d = AGGREGATOR_DEFAULTS;
+  const root = new TableReader(ctx.sink, "", source.table);
+  const server = root.table("server") ?? new TableReader(ctx.sink, "server", {});
+  const insecure = server.boolean("insecure") ?? false;
+  const config: AggregatorConfig = {
+    file: resolve(ctx.file),
+    server: {
+      grpcListen: readListen(server, "grpc_listen", d.grpcListen),
+      httpListen: readListen(server, "http_listen", d.httpListen),
+      insecure,
+      maxMessageBytes:
+        server.integer("max_message_bytes", { min: 1024, max: d.maxMessageBytesCeiling }) ??
+        d.maxMessageBytes,
+    },
+    tls: null,
+    database: { url: new Secret(""), poolSize: d.databasePoolSize },
+    redis: null,
+    ingest: {
+      maxResultsPerSecondPerAgent: d.maxResultsPerSecondPerAgent,
+      maxFutureSkewSeconds: d.maxFutureSkewSeconds,
+      clockSkewWarnSeconds: d.clockSkewWarnSeconds,
+      lateAfterSeconds: d.lateAfterSeconds,
+    },
+    retention: { rawDays: d.rawRetentionDays, rollupDays: d.rollupRetentionDays },
+    agents: { disabled: [] },
+    incidents: { consecutiveFailures: d.consecutiveFailures },
+    warnings: [],
+  };
+  server.finish();
+
+  const tls = root.table("tls");
+  if (tls !== undefined) {
+    const ca = readExistingFile(tls, "ca", ctx.dir, { required: true });
+    const cert = readExistingFile(tls, "cert", ctx.dir, { required: true });
+    const key = readExistingFile(tls, "key", ctx.dir, { required: true });
+    tls.finish();
+    if (insecure) ctx.sink.warn("tls", "ignored: [server] insecure = true serves plain text");
+    else if (ca !== undefined && cert !== undefined && key !== undefined) config.tls = { ca, cert, key };
+  } else if (!insecure) {
+    ctx.sink.error(
+      "tls",
+      "required: agents connect with mTLS (or set [server] insecure = true for a loopback demo)",
+    );
+  }
+
+  const database = root.table("database") ?? new TableReader(ctx.sink, "database", {});
+  const dbUrl = readServiceUrl(database, "url", ctx.env, DATABASE_URL_ENV, ["postgres", "postgresql"], true);
+  if (dbUrl !== undefined) config.database.url = dbUrl;
+  config.database.poolSize = database.integer("pool_size", { min: 1, max: 1000 }) ?? config.database.poolSize;
+  database.finish();
+
+  const redis = root.table("redis") ?? new TableReader(ctx.sink, "redis", {});
+  const redisUrl = readServiceUrl(redis, "url", ctx.env, REDIS_URL_ENV, ["redis", "rediss"], false);
+  if (redisUrl !== undefined) config.redis = { url: redisUrl };
+  redis.finish();
+
+  const ingest = root.table("ingest");
+  if (ingest !== undefined) {
+    const i = config.ingest;
+    i.maxResultsPerSecondPerAgent =
+      ingest.integer("max_results_per_second_per_agent", { min: 1 }) ?? i.maxResultsPerSecondPerAgent;
+    i.maxFutureSkewSeconds = ingest.number("max_future_skew", { above: 0 }) ?? i.maxFutureSkewSeconds;
+    i.clockSkewWarnSeconds = ingest.number("clock_skew_warn", { above: 0 }) ?? i.clockSkewWarnSeconds;
+    i.lateAfterSeconds = ingest.number("late_after", { above: 0 }) ?? i.lateAfterSeconds;
+    ingest.finish();
+  }
+
+  const retention = root.table("retention");
+  if (retention !== undefined) {
+    const r = config.retention;
+    r.rawDays = retention.integer("raw_days", { min: 1 }) ?? r.rawDays;
+    r.rollupDays = retention.integer("rollup_days", { min: 1 }) ?? r.rollupDays;
+    if (r.rollupDays < r.rawDays) {
+      retention.warn(
+        "rollup_days",
+        `${r.rollupDays} days is shorter than raw_days (${r.rawDays}): rollups go first`,
+      );
+    }
+    retention.finish();
+  }
+
+  const agents = root.table("agents");
+  if (agents !== undefined) {
+    const disabled = agents.stringArray("disabled") ?? [];
+    disabled.forEach((id, i) => {
+      if (isValidName(id)) config.agents.disabled.push(id);
+      else ctx.sink.error(`${agents.key("disabled")}[${i}]`, `not a valid agent id: ${JSON.stringify(id)}`);
+    });
+    agents.finish();
+  }
+
+  const incidents = root.table("incidents");
+  if (incidents !== undefined) {
+    config.incidents.consecutiveFailures =
+      incidents.integer("consecutive_failures", { min: 1, max: 1000 }) ??
+      config.incidents.consecutiveFailures;
+    incidents.finish();
+  }
+  root.finish();
+  return config;
+}
