@@ -7,6 +7,19 @@ import pkg from "../package.json" with { type: "json" };
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
   // One entry per command, added as each role lands.
+  "check-config": {
+    summary: "validate agent, aggregator and notifier config files",
+    load: () => import("./check-config.ts"),
+  },
+  pki: {
+    summary: "create the fleet CA; issue server and agent certificates",
+    load: () => import("./pki.ts"),
+  },
+  agent: { summary: "probe the configured targets forever", load: () => import("../agent/main.ts") },
+  probe: {
+    summary: "run every probe once now and print the results",
+    load: () => import("../agent/probe-command.ts"),
+  },
 };
 
 export const USAGE = `usage: smbfleet <command> [options]

@@ -1,6 +1,6 @@
 // Test support: targets and results without a config file or a share, for
 // the scheduler's, the metrics' and the commands' unit tests.
-import type { ProbeTarget } from "../../shared/config/types.ts";
+import type { AgentConfig, ProbeTarget } from "../../shared/config/types.ts";
 import type { OperationStats, ProbeResult } from "../../shared/result.ts";
 import { Secret } from "../../shared/secret.ts";
 import { realClock, type Clock } from "./clock.ts";
@@ -72,3 +72,25 @@ export const fakeTimersClock: Clock = {
   wallNow: () => Date.now(),
   sleep: (ms, signal) => realClock.sleep(ms, signal),
 };
+
+export function fakeAgentConfig(
+  probes: ProbeTarget[],
+  overrides: Partial<AgentConfig["agent"]> = {},
+): AgentConfig {
+  return {
+    file: "/etc/smbfleet/agent.toml",
+    agent: {
+      site: "paris",
+      id: "paris-01",
+      bufferPath: "/tmp/unused-buffer.db",
+      httpListen: { host: "127.0.0.1", port: 0 },
+      maxConcurrentRuns: 4,
+      maxSpawnsPerSecond: 50,
+      buffer: { maxBytes: 1 << 20, maxAgeSeconds: 3600 },
+      ...overrides,
+    },
+    aggregator: null,
+    probes,
+    warnings: [],
+  };
+}
