@@ -1,0 +1,139 @@
+// Loopback ports and process helpers shared by every server the test harness
+// starts (Samba, the delay proxy, later PostgreSQL and Redis).
+import { readdirSync, readFileSync } from "node:fs";
+import { createConnection, createServer } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+
+export const LOOPBACK = "127.0.0.1";
+
+/** How often waitForPort retries a refused connection: short, loopback answers in microseconds. */
+const PORT_POLL_MS = 20;
+
+/**
+ * A port that was free a moment ago. Another process may take it before the
+ * caller binds it, so callers that start a server retry with a new port when
+ * the bind fails (startSamba does).
+ */
+export async function freePort(host: string = LOOPBACK): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, host, () => resolve());
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === "string") throw new Error("freePort: no TCP address");
+  return address.port;
+}
+
+/** Resolves true once a TCP connect to host:port succeeds, false when timeoutMs passes or stillAlive() turns false. */
+export async function waitForPort(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  stillAlive: () => boolean = () => true,
+): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline && stillAlive()) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = createConnection({ host, port });
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (ok) return true;
+    await sleep(PORT_POLL_MS);
+  }
+  return false;
+}
+
+/** Pids of every live process whose process group is pgid (read from /proc). */
+export function processGroupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readProcFile(`/proc/${entry}/stat`);
+    if (stat === null) continue;
+    // Field 5 is the pgrp; the command name (field 2) may hold spaces and ')' so split after its last ')'.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const state = fields[0];
+    if (Number(fields[2]) === pgid && state !== "Z" && state !== "X") members.push(Number(entry));
+  }
+  return members;
+}
+
+/** Direct and indirect children of pid that are still alive (not zombies). */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readProcFile(`/proc/${entry}/stat`);
+    if (stat === null) continue;
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z" || fields[0] === "X") continue;
+    const ppid = Number(fields[1]);
+    const list = children.get(ppid) ?? [];
+    list.push(Number(entry));
+    children.set(ppid, list);
+  }
+  const out: number[] = [];
+  const stack = [...(children.get(pid) ?? [])];
+  while (stack.length > 0) {
+    const next = stack.pop()!;
+    out.push(next);
+    stack.push(...(children.get(next) ?? []));
+  }
+  return out;
+}
+
+/** argv of a process as NUL-separated parts, or null if it is gone or unreadable. */
+export function processArgv(pid: number): string[] | null {
+  const raw = readProcFile(`/proc/${pid}/cmdline`);
+  if (raw === null) return null;
+  return raw.split("\0").filter((part) => part.length > 0);
+}
+
+/** The name the kernel keeps for a process (/proc/<pid>/comm), or null if it is gone. */
+export function processName(pid: number): string | null {
+  return readProcFile(`/proc/${pid}/comm`)?.trim() ?? null;
+}
+
+function readProcFile(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    // The process exited between readdir and read; that is normal.
+    return null;
+  }
+}
+
+/**
+ * SIGTERM a whole process group, then SIGKILL it after graceMs, and wait until
+ * /proc shows none of it alive (bounded by waitMs). Returns the pids still alive.
+ */
+export async function killProcessGroup(pgid: number, graceMs: number, waitMs = 5_000): Promise<number[]> {
+  signalGroup(pgid, "SIGTERM");
+  const deadline = performance.now() + waitMs;
+  let killed = false;
+  const termUntil = performance.now() + graceMs;
+  for (;;) {
+    const alive = processGroupMembers(pgid);
+    if (alive.length === 0) return [];
+    if (performance.now() > deadline) return alive;
+    if (!killed && performance.now() >= termUntil) {
+      signalGroup(pgid, "SIGKILL");
+      killed = true;
+    }
+    await sleep(PORT_POLL_MS);
+  }
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
