@@ -1,0 +1,28 @@
+// The SMB check kind: createSmbCheck({ agentId }) → Check with kind "smb".
+import { tmpdir } from "node:os";
+import type { ProbeTarget } from "../../../shared/config/types.ts";
+import { silentLogger } from "../../../shared/logger.ts";
+import type { ProbeResult } from "../../../shared/result.ts";
+import type { Check } from "../types.ts";
+import { DEFAULT_SMBCLIENT_PATH, DEFAULT_STDBUF_PATH, type SmbCheckOptions } from "./options.ts";
+import { runSmbProbe, type RunContext } from "./probe-run.ts";
+
+export type { SmbCheckOptions } from "./options.ts";
+
+export function createSmbCheck(opts: SmbCheckOptions): Check {
+  if (opts.agentId.length === 0) throw new RangeError("createSmbCheck: agentId must not be empty");
+  const ctx: RunContext = {
+    agentId: opts.agentId,
+    smbclientPath: opts.smbclientPath ?? DEFAULT_SMBCLIENT_PATH,
+    stdbufPath: opts.stdbufPath ?? DEFAULT_STDBUF_PATH,
+    tmpDir: opts.tmpDir ?? tmpdir(),
+    logger: opts.logger ?? silentLogger(),
+    env: process.env,
+  };
+  return {
+    kind: "smb",
+    run(target: ProbeTarget, signal: AbortSignal): Promise<ProbeResult> {
+      return runSmbProbe(target, ctx, signal);
+    },
+  };
+}

@@ -1,0 +1,93 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { ProbeTarget } from "../../../shared/config/types.ts";
+import { OPERATIONS, type Operation } from "../../../shared/result.ts";
+import { Secret } from "../../../shared/secret.ts";
+import { buildInvocation, makeRunDir, writeAuthFile } from "./invocation.ts";
+
+const PASSWORD = " p@ss word %42";
+
+function target(overrides: Partial<ProbeTarget> = {}): ProbeTarget {
+  return {
+    name: "t",
+    address: "10.0.0.5",
+    port: 4450,
+    domain: "CORP",
+    share: "fin ance",
+    username: "probe%user",
+    password: new Secret(PASSWORD),
+    remoteBasedir: ".",
+    intervalSeconds: 60,
+    timeoutSeconds: 30,
+    operationTimeoutSeconds: 2.5,
+    latencyThresholdsMs: Object.fromEntries(OPERATIONS.map((op) => [op, 100])) as Record<Operation, number>,
+    auth: "ntlm",
+    protocol: null,
+    labels: {},
+    fileCount: 5,
+    fileSizeBytes: 4096,
+    rename: false,
+    mkdir: false,
+    line: 1,
+    ...overrides,
+  };
+}
+
+const PATHS = { stdbuf: "/usr/bin/stdbuf", smbclient: "/usr/bin/smbclient", authFile: "/run/x/auth" };
+
+describe("buildInvocation", () => {
+  it("never puts the password on argv; it goes in PASSWD, byte for byte", () => {
+    const inv = buildInvocation(target(), PATHS, { PATH: "/bin", USER: "root", SECRET_TOKEN: "x" });
+    expect(inv.args.join(" ")).not.toContain("p@ss");
+    expect(inv.env["PASSWD"]).toBe(PASSWORD);
+    // Only what smbclient needs is passed on; USER would be parsed as user%password by smbclient.
+    expect(Object.keys(inv.env).sort()).toEqual(["LC_ALL", "PASSWD", "PATH"]);
+  });
+
+  it("passes port, domain, authentication file, timeout and share", () => {
+    const inv = buildInvocation(target(), PATHS, {});
+    expect(inv.file).toBe("/usr/bin/stdbuf");
+    expect(inv.args.slice(0, 5)).toEqual(["-i0", "-oL", "-eL", "/usr/bin/smbclient", "-E"]);
+    expect(inv.args).toContain("//10.0.0.5/fin ance");
+    expect(argAfter(inv.args, "-p")).toBe("4450");
+    expect(argAfter(inv.args, "-W")).toBe("CORP");
+    expect(argAfter(inv.args, "-A")).toBe("/run/x/auth");
+    // smbclient takes whole seconds.
+    expect(argAfter(inv.args, "-t")).toBe("3");
+    expect(inv.args).toContain("--use-kerberos=off");
+    expect(inv.args.some((a) => a.startsWith("--option=client min protocol"))).toBe(false);
+  });
+
+  it("maps kerberos, the protocol floor, and an empty domain", () => {
+    const inv = buildInvocation(target({ auth: "kerberos", protocol: "SMB3", domain: "" }), PATHS, {});
+    expect(inv.args).toContain("--use-kerberos=required");
+    expect(inv.args).toContain("--option=client min protocol=SMB3");
+    expect(inv.args).not.toContain("-W");
+  });
+});
+
+describe("writeAuthFile", () => {
+  let dir = "";
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("writes the username only, 0600, in a 0700 dir", async () => {
+    dir = mkdtempSync(join(tmpdir(), "smbfleet-inv-"));
+    const runDir = await makeRunDir(dir);
+    const path = await writeAuthFile(runDir, "probe%user");
+    expect(statSync(runDir).mode & 0o777).toBe(0o700);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(readFileSync(path, "utf8")).toBe("username = probe%user\n");
+  });
+
+  it("refuses a username that would add lines to the file", async () => {
+    dir = mkdtempSync(join(tmpdir(), "smbfleet-inv-"));
+    await expect(writeAuthFile(dir, "u\npassword = x")).rejects.toThrow(RangeError);
+  });
+});
+
+function argAfter(args: readonly string[], flag: string): string | undefined {
+  const i = args.indexOf(flag);
+  return i < 0 ? undefined : args[i + 1];
+}

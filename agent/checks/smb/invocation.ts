@@ -1,0 +1,73 @@
+// How smbclient is started for one run: argv, environment, and the run's
+// private temp dir. Credentials never reach argv (which every user can read
+// in /proc/<pid>/cmdline):
+//   * the password goes in the PASSWD environment variable, which only the
+//     process owner and root can read, keeps every byte (an authentication
+//     file would drop leading spaces), and never touches the disk;
+//   * the username goes in a 0600 authentication file (-A) in a 0700 dir,
+//     because on -U a '%' or '/' in it would be parsed as password or domain.
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { ProbeTarget } from "../../../shared/config/types.ts";
+import { LIMITS } from "./options.ts";
+
+export interface Invocation {
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+}
+
+/** Environment variables passed through to smbclient: where to find things, and Kerberos' credential cache. */
+const PASSED_ENV = ["PATH", "HOME", "KRB5CCNAME", "KRB5_CONFIG", "TMPDIR"] as const;
+
+/** A 0700 directory for one run's local files; remove it with removeRunDir when the run ends. */
+export async function makeRunDir(parent: string): Promise<string> {
+  // mkdtemp creates the directory 0700.
+  return mkdtemp(join(parent, "smbfleet-run-"));
+}
+
+export async function removeRunDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Writes the 0600 authentication file with the username; returns its path. */
+export async function writeAuthFile(runDir: string, username: string): Promise<string> {
+  if (/[\r\n]/.test(username)) throw new RangeError("username contains a line break");
+  const path = join(runDir, "auth");
+  await writeFile(path, `username = ${username}\n`, { mode: 0o600, flag: "wx" });
+  return path;
+}
+
+export function buildInvocation(
+  target: ProbeTarget,
+  paths: { stdbuf: string; smbclient: string; authFile: string },
+  parentEnv: NodeJS.ProcessEnv,
+): Invocation {
+  const args = [
+    "-i0", // unbuffered stdin: two command lines in one read would hang the session
+    "-oL",
+    "-eL", // line-buffered output: otherwise nothing arrives before exit
+    paths.smbclient,
+    "-E", // every message on stderr, in order
+    "--debuglevel=1", // put/get confirm success, and connect errors are told, at level 1
+    `//${target.address}/${target.share}`,
+    "-p",
+    String(target.port),
+    "-A",
+    paths.authFile,
+    // smbclient's own timeout matches ours, so its IO_TIMEOUT and our kill tell the same story.
+    "-t",
+    String(Math.max(LIMITS.minSmbclientTimeoutSeconds, Math.ceil(target.operationTimeoutSeconds))),
+    `--use-kerberos=${target.auth === "kerberos" ? "required" : "off"}`,
+  ];
+  if (target.domain.length > 0) args.push("-W", target.domain);
+  if (target.protocol !== null) args.push(`--option=client min protocol=${target.protocol}`);
+
+  const env: Record<string, string> = { LC_ALL: "C", PASSWD: target.password.reveal() };
+  for (const name of PASSED_ENV) {
+    const value = parentEnv[name];
+    if (value !== undefined) env[name] = value;
+  }
+  env["PATH"] ??= "/usr/bin:/bin";
+  return { file: paths.stdbuf, args, env };
+}
