@@ -7,10 +7,6 @@ import pkg from "../package.json" with { type: "json" };
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
   // One entry per command, added as each role lands.
-  pki: {
-    summary: "create the fleet CA; issue server and agent certificates",
-    load: () => import("./pki.ts"),
-  },
   "check-config": {
     summary: "validate agent, aggregator and notifier config files",
     load: () => import("./check-config.ts"),
