@@ -59,7 +59,6 @@ function buildAgentConfig(source: TomlSource, ctx: BuildContext): AgentConfig {
   }
 
   const probes: ProbeTarget[] = [];
-  const read: Array<{ reader: TableReader; target: ProbeTarget }> = [];
   const secrets = new SecretResolver(ctx.file, ctx.env, ctx.sink);
   const blocks = root.tables("probes");
   const rawProbes = root.values["probes"];
@@ -68,11 +67,9 @@ function buildAgentConfig(source: TomlSource, ctx: BuildContext): AgentConfig {
   }
   for (const reader of blocks ?? []) {
     const target = readProbe(reader, { secrets, env: ctx.env });
-    if (target === undefined) continue;
-    probes.push(target);
-    read.push({ reader, target });
+    if (target !== undefined) probes.push(target);
   }
-  checkDuplicateTargets(read);
+  checkDuplicateTargets(blocks ?? []);
 
   if (root.raw("notifications") !== undefined) {
     // smbprobe keeps notifications in probe.toml; smbfleet's notifier delivers them.

@@ -112,11 +112,10 @@ function buildAggregatorConfig(source: TomlSource, ctx: BuildContext): Aggregato
 
   const agents = root.table("agents");
   if (agents !== undefined) {
-    const disabled = agents.stringArray("disabled") ?? [];
-    disabled.forEach((id, i) => {
-      if (isValidName(id)) config.agents.disabled.push(id);
-      else ctx.sink.error(`${agents.key("disabled")}[${i}]`, `not a valid agent id: ${JSON.stringify(id)}`);
-    });
+    config.agents.disabled =
+      agents.stringArray("disabled", {
+        each: (id) => (isValidName(id) ? null : `not a valid agent id: ${JSON.stringify(id)}`),
+      }) ?? [];
     agents.finish();
   }
 

@@ -7,7 +7,7 @@ import {
   NOTIFIER_DEFAULTS,
   PAGER_DUTY_SEVERITIES,
 } from "./defaults.ts";
-import { indexKey, joinKey } from "./key-path.ts";
+import { joinKey } from "./key-path.ts";
 import type { TableReader } from "./reader.ts";
 import type { SecretResolver } from "./secrets.ts";
 import { urlProblem } from "./service-url.ts";
@@ -55,10 +55,10 @@ export function readNotification(
   const host = r.string("smtp_host", { required: isEmail, nonEmpty: true });
   const port = r.integer("smtp_port", { min: 1, max: 65535 }) ?? NOTIFIER_DEFAULTS.smtpPort;
   const from = readAddress(r, "from", isEmail);
-  const to = r.stringArray("to", { required: isEmail, nonEmpty: true });
-  to?.forEach((addr, i) => {
-    if (!addr.includes("@"))
-      r.sink.error(indexKey(r.key("to"), i), `not an email address: ${JSON.stringify(addr)}`);
+  const to = r.stringArray("to", {
+    required: isEmail,
+    nonEmpty: true,
+    each: (addr) => (addr.includes("@") ? null : `not an email address: ${JSON.stringify(addr)}`),
   });
   const smtpUsername = r.string("smtp_username") ?? null;
   const passwordRaw = r.string("smtp_password", { secret: true });
@@ -66,21 +66,18 @@ export function readNotification(
     passwordRaw === undefined ? null : (secrets.resolve(r.key("smtp_password"), passwordRaw) ?? null);
   const smtpTls = r.boolean("smtp_tls") ?? NOTIFIER_DEFAULTS.smtpTls;
 
-  const sites = r.stringArray("sites") ?? [];
-  sites.forEach((s, i) => {
-    if (!isValidName(s))
-      r.sink.error(indexKey(r.key("sites"), i), `not a valid site name: ${JSON.stringify(s)}`);
-  });
-  const kinds = r.stringArray("kinds") ?? [];
+  const sites =
+    r.stringArray("sites", {
+      each: (site) => (isValidName(site) ? null : `not a valid site name: ${JSON.stringify(site)}`),
+    }) ?? [];
   const known = INCIDENT_KINDS as readonly string[];
-  kinds.forEach((k, i) => {
-    if (!known.includes(k)) {
-      r.sink.error(
-        indexKey(r.key("kinds"), i),
-        `unknown incident kind ${JSON.stringify(k)}; expected one of ${known.join(", ")}`,
-      );
-    }
-  });
+  const kinds =
+    r.stringArray("kinds", {
+      each: (kind) =>
+        known.includes(kind)
+          ? null
+          : `unknown incident kind ${JSON.stringify(kind)}; expected one of ${known.join(", ")}`,
+    }) ?? [];
   if (target !== undefined) warnUnused(r, target);
   r.finish();
 

@@ -105,19 +105,33 @@ export function readProbe(r: TableReader, ctx: ProbeContext): ProbeTarget | unde
   };
 }
 
-/** Reports targets that repeat an earlier one (same address, domain, share and basedir), naming both. */
-export function checkDuplicateTargets(probes: Array<{ reader: TableReader; target: ProbeTarget }>): void {
+/**
+ * Reports targets that repeat an earlier one (same address, domain, share and
+ * basedir), naming both. Works on the raw values, so a duplicate is found even
+ * in a block that has other errors.
+ */
+export function checkDuplicateTargets(blocks: readonly TableReader[]): void {
   const seen = new Map<string, TableReader>();
-  for (const { reader, target } of probes) {
-    const key = targetKey({ ...target, basedir: target.remoteBasedir });
+  for (const block of blocks) {
+    const text = (name: string, fallback?: string): string | undefined => {
+      const v = block.values[name] ?? fallback;
+      return typeof v === "string" ? v : undefined;
+    };
+    const address = text("address");
+    const share = text("share");
+    const domain = text("domain", PROBE_DEFAULTS.domain);
+    const basedir = text("remote_basedir", PROBE_DEFAULTS.remoteBasedir);
+    if (address === undefined || share === undefined || domain === undefined || basedir === undefined)
+      continue;
+    const key = targetKey({ address, domain, share, basedir });
     const first = seen.get(key);
     if (first === undefined) {
-      seen.set(key, reader);
+      seen.set(key, block);
       continue;
     }
-    reader.sink.error(
-      reader.path,
-      `duplicate target: same address, domain, share and remote_basedir as ${first.path} (line ${reader.sink.lineOf(first.path)})`,
+    block.sink.error(
+      block.path,
+      `duplicate target: same address, domain, share and remote_basedir as ${first.path} (line ${block.sink.lineOf(first.path)})`,
     );
   }
 }

@@ -110,8 +110,14 @@ export class TableReader {
     return value;
   }
 
-  /** An array of strings; each bad element is reported at its own index. */
-  stringArray(name: string, opts: Presence & { nonEmpty?: boolean } = {}): string[] | undefined {
+  /**
+   * An array of strings; each bad element (wrong type, or refused by `each`,
+   * which returns why) is reported at its own index and left out.
+   */
+  stringArray(
+    name: string,
+    opts: Presence & { nonEmpty?: boolean; each?: (item: string) => string | null } = {},
+  ): string[] | undefined {
     const value = this.#present(name, opts);
     if (value === undefined) return undefined;
     if (!Array.isArray(value)) return this.#wrongType(name, "an array of strings", value);
@@ -120,15 +126,13 @@ export class TableReader {
       return undefined;
     }
     const out: string[] = [];
-    let ok = true;
     value.forEach((item, i) => {
-      if (typeof item === "string") out.push(item);
-      else {
-        ok = false;
-        this.sink.error(indexKey(this.key(name), i), `expected a string, got ${describe(item)}`);
-      }
+      const problem =
+        typeof item === "string" ? (opts.each?.(item) ?? null) : `expected a string, got ${describe(item)}`;
+      if (problem === null) out.push(item as string);
+      else this.sink.error(indexKey(this.key(name), i), problem);
     });
-    return ok ? out : undefined;
+    return out;
   }
 
   /** A table of string values (labels, headers); bad entries are reported at their own key. */
@@ -219,6 +223,8 @@ export function show(value: TomlValue): string {
   if (typeof value === "string") text = JSON.stringify(value);
   else if (value instanceof TomlDate) text = value.toISOString();
   else if (typeof value === "object") text = tomlTypeName(value);
+  // 445.0 is a float: show it as one, or "got a float (445)" reads like a contradiction.
+  else if (typeof value === "number" && Number.isInteger(value)) text = value.toFixed(1);
   else text = String(value);
   return text.length > MAX_SHOWN ? `${text.slice(0, MAX_SHOWN - 1)}…` : text;
 }
