@@ -1,0 +1,80 @@
+// Writes an agent.toml + .secrets.toml for a harness Samba in smbprobe's own
+// format (`@format {this.secrets.users.NAME}` passwords, secrets in a 0600
+// file beside the config), so the demo, the end-to-end tests and the
+// benchmarks all exercise the path an smbprobe operator takes.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { SambaServer } from "../test/harness/samba.ts";
+
+export interface DemoTarget {
+  name: string;
+  share: string;
+  /** Seconds between runs (fixed rate). */
+  interval: number;
+  /** Index into samba.users; 0 is the user whose password has spaces and %. */
+  user?: number;
+  /** Overrides the user's password (e.g. a wrong one). */
+  password?: string;
+  port?: number;
+  address?: string;
+  /** remote_basedir inside the share ("." by default); it must exist. */
+  basedir?: string;
+  /** Whole-run timeout, seconds (the loader's default is the interval). */
+  timeout?: number;
+}
+
+export interface DemoConfigOptions {
+  targets: DemoTarget[];
+  /** host:port for /metrics; port 0 picks a free one (read it from the "agent started" log line). */
+  httpListen?: string;
+  site?: string;
+  agentId?: string;
+  maxConcurrentRuns?: number;
+  /** Extra lines appended to [agent]. */
+  agentLines?: string[];
+}
+
+/** TOML basic strings accept JSON's escapes for everything a path or password holds here. */
+const q = (s: string): string => JSON.stringify(s);
+
+/** Writes dir/agent.toml and dir/.secrets.toml (0600); returns the agent.toml path. */
+export function writeDemoConfig(
+  samba: Pick<SambaServer, "host" | "port" | "users" | "workgroup">,
+  dir: string,
+  opts: DemoConfigOptions,
+): string {
+  const agent = [
+    "[agent]",
+    `site = ${q(opts.site ?? "demo")}`,
+    `id = ${q(opts.agentId ?? "demo-agent")}`,
+    `http_listen = ${q(opts.httpListen ?? "127.0.0.1:0")}`,
+    `buffer_path = ${q(join(dir, "buffer.db"))}`,
+    ...(opts.maxConcurrentRuns === undefined ? [] : [`max_concurrent_runs = ${opts.maxConcurrentRuns}`]),
+    ...(opts.agentLines ?? []),
+  ];
+  const secrets = new Map<string, string>();
+  const probes = opts.targets.map((t, i) => {
+    const user = samba.users[t.user ?? 0]!;
+    const secretName = `u${i}`;
+    secrets.set(secretName, t.password ?? user.password);
+    return [
+      "",
+      "[[probes]]",
+      `name = ${q(t.name)}`,
+      `address = ${q(t.address ?? samba.host)}`,
+      `port = ${t.port ?? samba.port}`,
+      `domain = ${q(samba.workgroup)}`,
+      `share = ${q(t.share)}`,
+      `username = ${q(user.name)}`,
+      `password = "@format {this.secrets.users.${secretName}}"`,
+      `remote_basedir = ${q(t.basedir ?? ".")}`,
+      `interval = ${t.interval}`,
+      ...(t.timeout === undefined ? [] : [`timeout = ${t.timeout}`]),
+    ].join("\n");
+  });
+  const file = join(dir, "agent.toml");
+  writeFileSync(file, [...agent, ...probes, ""].join("\n"));
+  const secretLines = ["[secrets.users]", ...[...secrets].map(([k, v]) => `${k} = ${q(v)}`), ""];
+  writeFileSync(join(dir, ".secrets.toml"), secretLines.join("\n"), { mode: 0o600 });
+  return file;
+}
