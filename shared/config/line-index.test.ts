@@ -1,7 +1,9 @@
-import { parse } from "smol-toml";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { parse, TomlDate, type TomlTable, type TomlValue } from "smol-toml";
 import { describe, expect, it } from "vitest";
 import { indexLines } from "./line-index.ts";
-import { parentKey } from "./key-path.ts";
+import { indexKey, joinKey, parentKey } from "./key-path.ts";
 
 const DOC = `# comment line 1
 top = 1
@@ -100,3 +102,49 @@ describe("parentKey", () => {
     expect(parentKey(path)).toBe(parent);
   });
 });
+
+describe("indexLines on real files", () => {
+  const root = join(import.meta.dirname, "../..");
+  const files = [
+    ...["valid", "invalid"].flatMap((d) => {
+      const dir = join(root, "test/fixtures/config", d);
+      return readdirSync(dir).map((f) => join(dir, f));
+    }),
+    ...["agent.toml", "aggregator.toml", "notifier.toml"].map((f) => join(root, "config", f)),
+    ...["test_good1.toml", "test_good3.toml", "probe.toml.example"].map((f) =>
+      join(root, "../shared/smbprobe-testdata", f),
+    ),
+  ].filter((f) => statSync(f).isFile());
+
+  // Every key smol-toml parsed is found by the index, on a line that spells it.
+  it.each(files)("indexes every key of %s", (file) => {
+    const text = readFileSync(file, "utf8");
+    let table: TomlTable;
+    try {
+      table = parse(text);
+    } catch {
+      return; // the syntax-error fixture
+    }
+    for (const variant of [text, text.replaceAll("\n", "\r\n")]) {
+      const index = indexLines(variant);
+      const lines = variant.split("\n");
+      for (const [path, last] of keyPaths(table, "")) {
+        const line = index.get(path);
+        expect(line, path).toBeGreaterThan(0);
+        expect(lines[line! - 1], path).toContain(last);
+      }
+    }
+  });
+});
+
+function* keyPaths(value: TomlValue, path: string): Generator<[string, string]> {
+  if (Array.isArray(value)) {
+    for (const [i, item] of value.entries()) yield* keyPaths(item, indexKey(path, i));
+  } else if (typeof value === "object" && !(value instanceof TomlDate)) {
+    for (const [k, v] of Object.entries(value)) {
+      const child = joinKey(path, k);
+      yield [child, k];
+      yield* keyPaths(v, child);
+    }
+  }
+}
