@@ -56,6 +56,8 @@ function createSql(opts: DatabaseOptions) {
 }
 
 export type Db = ReturnType<typeof createSql>;
+/** The handle inside sql.begin(). */
+export type Tx = postgres.TransactionSql<{ bigint: bigint }>;
 
 export function connectDatabase(opts: DatabaseOptions): Db {
   return createSql(opts);

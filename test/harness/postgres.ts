@@ -50,6 +50,8 @@ export interface RunningPostgres {
 
 /** Every postmaster this process started, so an abandoned one is killed at exit. */
 const live = new Set<ChildProcess>();
+/** Temp dirs not yet removed by stop(), removed at exit. */
+const dirs = new Set<string>();
 let exitHookInstalled = false;
 
 function installExitHook(): void {
@@ -57,7 +59,15 @@ function installExitHook(): void {
   exitHookInstalled = true;
   process.once("exit", () => {
     // SIGQUIT = immediate shutdown: the postmaster takes its children with it.
+    // (A SIGKILLed test process gets the same through setpriv --pdeathsig.)
     for (const child of live) child.kill("SIGQUIT");
+    for (const dir of dirs) {
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // the dying postmaster may still be writing; leftovers in /tmp are harmless
+      }
+    }
   });
 }
 
@@ -86,6 +96,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
   installExitHook();
   const user = postgresUser();
   const dir = mkdtempSync(join(tmpdir(), "smbfleet-pg-"));
+  dirs.add(dir);
   const data = join(dir, "data");
   const socketDir = join(dir, "sock");
   mkdirSync(data, { mode: 0o700 });
@@ -122,12 +133,20 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
   const startServer = async (): Promise<void> => {
     if (child !== null) return;
     stderrTail = "";
-    const proc = spawn(join(BIN, "postgres"), args, {
-      uid: user.uid,
-      gid: user.gid,
-      stdio: ["ignore", "ignore", "pipe"],
-      env: { PATH: BIN, LC_ALL: "C" },
-    });
+    // setpriv drops to the postgres user and sets a parent-death signal, so a
+    // test process killed outright (no exit hook runs) takes its server along.
+    const proc = spawn(
+      "setpriv",
+      [
+        `--reuid=${user.uid}`,
+        `--regid=${user.gid}`,
+        "--clear-groups",
+        "--pdeathsig=SIGQUIT",
+        join(BIN, "postgres"),
+        ...args,
+      ],
+      { stdio: ["ignore", "ignore", "pipe"], env: { PATH: `${BIN}:/usr/bin:/bin`, LC_ALL: "C" } },
+    );
     proc.stderr?.on("data", (chunk: Buffer) => {
       stderrTail = (stderrTail + chunk.toString("utf8")).slice(-4000);
     });
@@ -178,6 +197,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
     async stop(): Promise<void> {
       await stopServer();
       rmSync(dir, { recursive: true, force: true });
+      dirs.delete(dir);
     },
   };
 }

@@ -1,0 +1,406 @@
+// One agent's ingest stream, from Hello to the end. Messages are handled one
+// at a time in arrival order, so a batch is committed and acked before the
+// next is looked at; the order of Acks is the order of batches.
+//
+// What ends the stream (a gRPC status): no Hello first (FAILED_PRECONDITION),
+// identity problems (UNAUTHENTICATED, PERMISSION_DENIED), a database error
+// during Hello or a batch (UNAVAILABLE: the agent reconnects and resends;
+// nothing is acked that is not committed), shutdown (UNAVAILABLE).
+// What does not (an in-band Reject): undecodable or oversized messages,
+// invalid results (quarantined, and the batch is still acked), a batch going
+// backwards on this stream, the rate limit. test/ingest/*.test.ts pin each.
+import { status, type ServerDuplexStream } from "@grpc/grpc-js";
+import { toBinary } from "@bufbuild/protobuf";
+import {
+  ResultSchema,
+  type AgentMessage,
+  type AggregatorMessage,
+  type Batch,
+  type Heartbeat,
+  type Hello,
+} from "../../shared/gen/smbfleet/v1/ingest_pb.js";
+import { errorMessage } from "../../shared/errors.ts";
+import type { Decoded } from "../../shared/grpc/service.ts";
+import type { Logger } from "../../shared/logger.ts";
+import { checkPeerIdentity } from "../../shared/tls/identity.ts";
+import { fleetNameProblem } from "../../shared/tls/names.ts";
+import type { Db } from "../db/connect.ts";
+import type { AggregatorMetrics } from "../metrics/aggregator-metrics.ts";
+import { markDisconnected, openAgent, recordHeartbeat, type Identity } from "./agents.ts";
+import type { AgentRateLimits } from "./rate-limit.ts";
+import {
+  ack,
+  quarantineReject,
+  reject,
+  statusError,
+  statusName,
+  welcome,
+  type StatusCode,
+} from "./replies.ts";
+import { storeBatch, type BatchRow, type InsertMethod } from "./store.ts";
+import type { TargetCache } from "./targets.ts";
+import { validateResult, validateTarget, type ValidTarget } from "./validate.ts";
+
+export interface IngestSettings {
+  /** Plain-text gRPC: identity comes from Hello (loopback demos only). */
+  insecure: boolean;
+  maxFutureSkewMs: number;
+  clockSkewWarnMs: number;
+  lateAfterMs: number;
+  /** Agent ids refused at connect ([agents].disabled). */
+  disabledAgents: ReadonlySet<string>;
+  insertMethod: InsertMethod;
+  /** The in-band size limit (shared/grpc/service.ts answers larger messages as undecoded). */
+  maxMessageBytes: number;
+}
+
+export interface IngestDeps {
+  sql: Db;
+  targets: TargetCache;
+  metrics: AggregatorMetrics;
+  logger: Logger;
+  limits: AgentRateLimits;
+  settings: IngestSettings;
+  serverVersion: string;
+}
+
+export type IngestCall = ServerDuplexStream<Decoded<AgentMessage>, AggregatorMessage>;
+
+/**
+ * Messages received but not yet handled before the stream stops reading. An
+ * agent keeps a small window of batches in flight; this bounds the memory a
+ * stream can hold when the database is slower than the agent.
+ */
+const MAX_QUEUED_MESSAGES = 16;
+
+export class AgentStream {
+  readonly #call: IngestCall;
+  readonly #deps: IngestDeps;
+  #log: Logger;
+  readonly #queue: { message: Decoded<AgentMessage>; receivedAt: number }[] = [];
+  #identity: Identity | null = null;
+  #connectedAt: Date | null = null;
+  #processing: Promise<void> | null = null;
+  #closed = false;
+  #halfClosed = false;
+  /** Last sequence of the last batch accepted on this stream (backwards detection). */
+  #lastSeq: bigint | null = null;
+  /** After a rate-limit refusal: later batches wait until this seq is resent. */
+  #resendFrom: bigint | null = null;
+  /** Resolves when the stream has ended, for whoever waits on shutdown. */
+  readonly done: Promise<void>;
+  #resolveDone!: () => void;
+
+  constructor(call: IngestCall, deps: IngestDeps) {
+    this.#call = call;
+    this.#deps = deps;
+    this.#log = deps.logger.child({ peer: call.getPeer() });
+    this.done = new Promise((resolve) => (this.#resolveDone = resolve));
+  }
+
+  start(): void {
+    if (!this.#deps.settings.insecure) {
+      const check = checkPeerIdentity(this.#call);
+      if (!check.ok) return this.#end(status.UNAUTHENTICATED, check.reason);
+      this.#identity = check.identity;
+      this.#log = this.#log.child({ site: check.identity.site, agent: check.identity.agent });
+    }
+    this.#call.on("data", (message: Decoded<AgentMessage>) => {
+      if (this.#closed) return;
+      this.#queue.push({ message, receivedAt: performance.now() });
+      if (this.#queue.length >= MAX_QUEUED_MESSAGES) this.#call.pause();
+      this.#pump();
+    });
+    this.#call.on("end", () => {
+      this.#halfClosed = true;
+      this.#pump();
+    });
+    this.#call.on("cancelled", () => this.#finish());
+    this.#call.on("error", () => this.#finish());
+    this.#call.on("close", () => this.#finish());
+  }
+
+  /** Shutdown: finish the message in hand, abandon the rest unacked, end with UNAVAILABLE. */
+  async drain(): Promise<void> {
+    this.#queue.length = 0;
+    this.#call.pause();
+    await this.#processing;
+    this.#end(status.UNAVAILABLE, "aggregator shutting down; reconnect");
+    await this.done;
+  }
+
+  #pump(): void {
+    if (this.#processing !== null || this.#closed) return;
+    this.#processing = (async () => {
+      while (!this.#closed) {
+        const next = this.#queue.shift();
+        if (next === undefined) break;
+        if (this.#queue.length < MAX_QUEUED_MESSAGES / 2) this.#call.resume();
+        try {
+          await this.#handle(next.message, next.receivedAt);
+        } catch (err) {
+          this.#log.error({ err }, "ingest handler failed");
+          this.#end(status.INTERNAL, `aggregator error: ${errorMessage(err)}`);
+        }
+      }
+      if (this.#halfClosed && !this.#closed && this.#queue.length === 0) {
+        this.#closed = true;
+        this.#call.end();
+        this.#finish();
+      }
+    })().finally(() => {
+      this.#processing = null;
+      if (this.#queue.length > 0 && !this.#closed) this.#pump();
+    });
+  }
+
+  async #handle(decoded: Decoded<AgentMessage>, receivedAt: number): Promise<void> {
+    if (this.#connectedAt === null) {
+      if (!decoded.ok || decoded.message.kind.case !== "hello") {
+        return this.#end(status.FAILED_PRECONDITION, "the first message on a stream must be Hello");
+      }
+      return this.#hello(decoded.message.kind.value);
+    }
+    if (!decoded.ok) {
+      const oversized = decoded.size > this.#deps.settings.maxMessageBytes;
+      const code = oversized ? status.RESOURCE_EXHAUSTED : status.INVALID_ARGUMENT;
+      return this.#reject(code, decoded.error);
+    }
+    const kind = decoded.message.kind;
+    switch (kind.case) {
+      case "batch":
+        return this.#batch(kind.value, receivedAt);
+      case "heartbeat":
+        return this.#heartbeat(kind.value);
+      case "hello":
+        return this.#reject(status.FAILED_PRECONDITION, "Hello was already received on this stream");
+      case undefined:
+        return this.#reject(status.INVALID_ARGUMENT, "message has no kind (Hello, Batch or Heartbeat)");
+    }
+  }
+
+  async #hello(hello: Hello): Promise<void> {
+    const settings = this.#deps.settings;
+    let id = this.#identity;
+    if (id === null) {
+      // Insecure mode: nothing better than the claim.
+      const problem = fleetNameProblem("site", hello.site) ?? fleetNameProblem("agent", hello.agentId);
+      if (problem !== null) return this.#end(status.INVALID_ARGUMENT, `Hello: ${problem}`);
+      id = { site: hello.site, agent: hello.agentId };
+      this.#identity = id;
+      this.#log = this.#log.child({ site: id.site, agent: id.agent });
+    } else if (hello.site !== "" && hello.site !== id.site) {
+      return this.#end(
+        status.PERMISSION_DENIED,
+        `Hello claims site ${JSON.stringify(hello.site)} but the certificate is for site ${JSON.stringify(id.site)}`,
+      );
+    } else if (hello.agentId !== "" && hello.agentId !== id.agent) {
+      return this.#end(
+        status.PERMISSION_DENIED,
+        `Hello claims agent ${JSON.stringify(hello.agentId)} but the certificate is for agent ${JSON.stringify(id.agent)}`,
+      );
+    }
+    if (settings.disabledAgents.has(id.agent)) {
+      return this.#end(
+        status.PERMISSION_DENIED,
+        `agent ${id.agent} is revoked (disabled in the aggregator config)`,
+      );
+    }
+    const announced: ValidTarget[] = [];
+    hello.targets.forEach((t, i) => {
+      const v = validateTarget(t, `targets[${i}]`);
+      if (v.ok) announced.push(v.target);
+      else this.#log.warn({ reason: v.reason }, "Hello lists an unusable target; ignored");
+    });
+    const skewMs = this.#skew(hello.wallClockUnixMs);
+    let opened;
+    try {
+      opened = await openAgent(
+        this.#deps.sql,
+        this.#deps.targets,
+        id,
+        { agentVersion: hello.agentVersion, skewMs, backlog: hello.backlog, dropped: hello.dropped },
+        announced,
+      );
+    } catch (err) {
+      return this.#end(status.UNAVAILABLE, `database unavailable: ${errorMessage(err)}`);
+    }
+    if (!opened.ok) return this.#end(status.PERMISSION_DENIED, opened.reason);
+    this.#connectedAt = opened.connectedAt;
+    const m = this.#deps.metrics;
+    m.agentsConnected.inc({ site: id.site });
+    this.#report(hello.backlog, hello.dropped, skewMs);
+    this.#log.info(
+      {
+        highWater: opened.highWater.toString(),
+        backlog: hello.backlog.toString(),
+        version: hello.agentVersion,
+      },
+      "agent connected",
+    );
+    this.#send(welcome(opened.highWater, this.#deps.serverVersion));
+  }
+
+  async #batch(batch: Batch, receivedAt: number): Promise<void> {
+    const id = this.#identity!;
+    const n = batch.results.length;
+    const m = this.#deps.metrics;
+    m.batchSize.observe(n);
+    if (n === 0) return this.#send(ack(this.#lastSeq ?? 0n));
+    if (batch.firstSeq === 0n) {
+      return this.#reject(
+        status.INVALID_ARGUMENT,
+        "batch.first_seq: must be 1 or more (sequences start at 1)",
+      );
+    }
+    const first = batch.firstSeq;
+    const last = first + BigInt(n) - 1n;
+    if (this.#lastSeq !== null && first <= this.#lastSeq) {
+      return this.#reject(
+        status.OUT_OF_RANGE,
+        `batch.first_seq ${first} goes backwards: seq ${this.#lastSeq} was already received on this stream`,
+        first,
+        last,
+      );
+    }
+    if (this.#resendFrom !== null && first > this.#resendFrom) {
+      return this.#reject(
+        status.RESOURCE_EXHAUSTED,
+        `refused: waiting for seq ${this.#resendFrom} to be resent first (it was refused for the rate limit)`,
+        first,
+        last,
+      );
+    }
+    const take = this.#deps.limits.take(id.agent, n);
+    if (!take.ok) {
+      this.#resendFrom = this.#resendFrom === null || first < this.#resendFrom ? first : this.#resendFrom;
+      return this.#reject(
+        status.RESOURCE_EXHAUSTED,
+        `rate limit exceeded; resend from seq ${first} in ${take.retryAfterMs} ms`,
+        first,
+        last,
+      );
+    }
+    this.#resendFrom = null;
+
+    const nowMs = Date.now();
+    const limits = { maxFutureSkewMs: this.#deps.settings.maxFutureSkewMs };
+    const rows: BatchRow[] = batch.results.map((r, i) => {
+      const checked = validateResult(r, i, nowMs, limits);
+      return { seq: first + BigInt(i), checked, raw: checked.ok ? null : toBinary(ResultSchema, r) };
+    });
+    let outcome;
+    try {
+      outcome = await storeBatch(this.#deps.sql, this.#deps.targets, id, rows, nowMs, {
+        lateAfterMs: this.#deps.settings.lateAfterMs,
+        insertMethod: this.#deps.settings.insertMethod,
+      });
+    } catch (err) {
+      this.#log.warn({ err: errorMessage(err), firstSeq: first.toString() }, "batch not stored");
+      return this.#end(status.UNAVAILABLE, `database unavailable, batch ${first}-${last} not stored; resend`);
+    }
+    if (outcome.kind === "refused") return this.#end(status.PERMISSION_DENIED, outcome.reason);
+    this.#lastSeq = last;
+
+    m.recordResults(id.site, id.agent, outcome.stored);
+    if (outcome.stored.length > 0)
+      m.ingestResults.inc({ site: id.site, outcome: "stored" }, outcome.stored.length);
+    if (outcome.duplicates > 0)
+      m.ingestResults.inc({ site: id.site, outcome: "duplicate" }, outcome.duplicates);
+    if (outcome.quarantined.length > 0) {
+      m.ingestResults.inc({ site: id.site, outcome: "quarantined" }, outcome.quarantined.length);
+      const message = quarantineReject(outcome.quarantined, n);
+      this.#log.warn(
+        {
+          status: "INVALID_ARGUMENT",
+          quarantined: outcome.quarantined.length,
+          first: outcome.quarantined[0]?.reason,
+        },
+        "results quarantined",
+      );
+      m.rejects.inc({ code: "INVALID_ARGUMENT" });
+      this.#send(message);
+    }
+    m.agentLastSeen.set({ site: id.site, agent: id.agent }, nowMs / 1000);
+    this.#send(ack(last));
+    m.batchLatency.observe((performance.now() - receivedAt) / 1000);
+  }
+
+  async #heartbeat(hb: Heartbeat): Promise<void> {
+    const id = this.#identity!;
+    const skewMs = this.#skew(hb.wallClockUnixMs);
+    this.#report(hb.backlog, hb.dropped, skewMs);
+    try {
+      const stillEnabled = await recordHeartbeat(this.#deps.sql, id, {
+        skewMs,
+        backlog: hb.backlog,
+        dropped: hb.dropped,
+      });
+      if (!stillEnabled) this.#end(status.PERMISSION_DENIED, `agent ${id.agent} is disabled (revoked)`);
+    } catch (err) {
+      // The next batch will meet the same database and end the stream if it is down.
+      this.#log.warn({ err: errorMessage(err) }, "heartbeat not recorded");
+    }
+  }
+
+  #skew(wallClockMs: bigint): number | null {
+    if (wallClockMs === 0n) return null;
+    const skewMs = Date.now() - Number(wallClockMs);
+    if (Math.abs(skewMs) > this.#deps.settings.clockSkewWarnMs) {
+      this.#log.warn({ skewSeconds: skewMs / 1000 }, "agent clock is off");
+    }
+    return skewMs;
+  }
+
+  #report(backlog: bigint, dropped: bigint, skewMs: number | null): void {
+    const id = this.#identity!;
+    const labels = { site: id.site, agent: id.agent };
+    const m = this.#deps.metrics;
+    m.agentLastSeen.set(labels, Date.now() / 1000);
+    m.agentBacklog.set(labels, Number(backlog));
+    m.agentDropped.set(labels, Number(dropped));
+    if (skewMs !== null) m.agentClockSkew.set(labels, skewMs / 1000);
+  }
+
+  #reject(code: StatusCode, message: string, firstSeq = 0n, lastSeq = 0n): void {
+    const name = statusName(code);
+    this.#log.warn(
+      { status: name, firstSeq: firstSeq.toString(), lastSeq: lastSeq.toString(), reason: message },
+      "rejected",
+    );
+    this.#deps.metrics.rejects.inc({ code: name });
+    this.#send(reject(code, message, firstSeq, lastSeq));
+  }
+
+  #send(message: AggregatorMessage): void {
+    if (!this.#closed) this.#call.write(message);
+  }
+
+  /** Ends the stream with an error status and stops reading. */
+  #end(code: StatusCode, details: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue.length = 0;
+    const name = statusName(code);
+    const log = code === status.UNAVAILABLE ? this.#log.info.bind(this.#log) : this.#log.warn.bind(this.#log);
+    log({ status: name, reason: details }, "stream ended");
+    this.#deps.metrics.streamsRefused.inc({ code: name });
+    this.#call.emit("error", statusError(code, details));
+    this.#finish();
+  }
+
+  #finish(): void {
+    this.#closed = true;
+    this.#queue.length = 0;
+    if (this.#connectedAt !== null && this.#identity !== null) {
+      const id = this.#identity;
+      const at = this.#connectedAt;
+      this.#connectedAt = null;
+      this.#deps.metrics.agentsConnected.dec({ site: id.site });
+      markDisconnected(this.#deps.sql, id, at).catch((err: unknown) =>
+        this.#log.debug({ err: errorMessage(err) }, "could not clear connected_at"),
+      );
+    }
+    this.#resolveDone();
+  }
+}

@@ -1,0 +1,94 @@
+// The gRPC listener for smbfleet.v1.Ingest/Stream. mTLS is required unless
+// the config says `insecure` (loopback demos); every stream is an AgentStream.
+import { Server, ServerCredentials, type ServerDuplexStream } from "@grpc/grpc-js";
+import { Ingest } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
+import type { AgentMessage, AggregatorMessage } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
+import type { ListenAddress } from "../../shared/config/types.ts";
+import { serverDefinition, type Decoded } from "../../shared/grpc/service.ts";
+import { AgentStream, type IngestDeps } from "./agent-stream.ts";
+import { statusError } from "./replies.ts";
+import { status } from "@grpc/grpc-js";
+
+export interface IngestServerOptions {
+  listen: ListenAddress;
+  /** null = plain text (insecure mode). */
+  credentials: ServerCredentials | null;
+  /** Messages above this are answered in-band with RESOURCE_EXHAUSTED. */
+  maxMessageBytes: number;
+  deps: IngestDeps;
+}
+
+export interface RunningIngestServer {
+  readonly port: number;
+  /** Open streams right now. */
+  readonly streams: number;
+  /**
+   * Graceful stop: refuse new streams, let each stream finish the batch in
+   * hand (commit + ack) and end it with UNAVAILABLE, then close the listener.
+   * After graceMs whatever is left is cut.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * grpc-js's own receive limit sits above ours so that an oversized message
+ * reaches the handler and is answered in-band (the stream survives); only a
+ * message beyond twice our limit (and at least 1 MiB over it) ends the
+ * stream with grpc-js's RESOURCE_EXHAUSTED.
+ */
+function transportLimit(maxMessageBytes: number): number {
+  return maxMessageBytes + Math.max(maxMessageBytes, 1024 * 1024);
+}
+
+/** Ping idle agents every 30 s and drop them after 10 s of silence: a cut WAN link is noticed in under a minute. */
+const KEEPALIVE = { "grpc.keepalive_time_ms": 30_000, "grpc.keepalive_timeout_ms": 10_000 };
+/** Streams are cut this long after close() began if they have not ended by themselves. */
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+
+export async function startIngestServer(opts: IngestServerOptions): Promise<RunningIngestServer> {
+  const server = new Server({
+    "grpc.max_receive_message_length": transportLimit(opts.maxMessageBytes),
+    ...KEEPALIVE,
+  });
+  const open = new Set<AgentStream>();
+  let draining = false;
+
+  const handler = (call: ServerDuplexStream<Decoded<AgentMessage>, AggregatorMessage>): void => {
+    if (draining) {
+      call.emit("error", statusError(status.UNAVAILABLE, "aggregator shutting down; reconnect"));
+      return;
+    }
+    const stream = new AgentStream(call, opts.deps);
+    open.add(stream);
+    void stream.done.then(() => open.delete(stream));
+    stream.start();
+  };
+  server.addService(serverDefinition(Ingest, { maxMessageBytes: opts.maxMessageBytes }), { stream: handler });
+
+  const address = `${opts.listen.host.includes(":") ? `[${opts.listen.host}]` : opts.listen.host}:${opts.listen.port}`;
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(address, opts.credentials ?? ServerCredentials.createInsecure(), (err, bound) =>
+      err === null ? resolve(bound) : reject(err),
+    );
+  });
+
+  return {
+    port,
+    get streams() {
+      return open.size;
+    },
+    async close(graceMs = DEFAULT_SHUTDOWN_GRACE_MS): Promise<void> {
+      draining = true;
+      const stopped = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<"late">(
+        (resolve) => (timer = setTimeout(() => resolve("late"), graceMs)),
+      );
+      const drained = Promise.all([...open].map((s) => s.drain())).then(() => "drained" as const);
+      // A batch stuck on a dead database must not hold shutdown: cut what is left.
+      if ((await Promise.race([drained, graceOver])) === "late") server.forceShutdown();
+      clearTimeout(timer);
+      await stopped;
+    },
+  };
+}

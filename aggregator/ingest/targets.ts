@@ -1,0 +1,84 @@
+// Target rows: one per identity (site, address, domain, share, basedir). A
+// batch names targets by value; this turns them into ids, upserting only the
+// ones this process has not seen with exactly these details, so a steady
+// stream of results costs no target writes at all.
+import { targetKey } from "../../shared/result.ts";
+import type { Tx } from "../db/connect.ts";
+import type { ValidTarget } from "./validate.ts";
+
+interface Known {
+  id: bigint;
+  /** name, port and labels as last written; a change means an update. */
+  details: string;
+}
+
+function details(t: ValidTarget): string {
+  const labels = Object.keys(t.labels)
+    .sort()
+    .map((k) => [k, t.labels[k]]);
+  return JSON.stringify([t.name, t.port, labels]);
+}
+
+/** Pending ids learnt inside a transaction; they become known only once it commits. */
+export type PendingTargets = Map<string, Known>;
+
+export class TargetCache {
+  readonly #known = new Map<string, Known>();
+
+  static key(site: string, t: Pick<ValidTarget, "address" | "domain" | "share" | "basedir">): string {
+    return `${site}\u0000${targetKey(t)}`;
+  }
+
+  /**
+   * Ids for the given targets of one site, upserting those unknown or changed.
+   * Rows are written in key order so that two transactions touching the same
+   * targets cannot deadlock. Call commit(pending) after the transaction commits.
+   */
+  async resolve(
+    tx: Tx,
+    site: string,
+    targets: Iterable<ValidTarget>,
+  ): Promise<{ ids: Map<string, bigint>; pending: PendingTargets }> {
+    const ids = new Map<string, bigint>();
+    const toWrite = new Map<string, ValidTarget>();
+    for (const t of targets) {
+      const key = TargetCache.key(site, t);
+      if (ids.has(key) || toWrite.has(key)) continue;
+      const known = this.#known.get(key);
+      if (known !== undefined && known.details === details(t)) ids.set(key, known.id);
+      else toWrite.set(key, t);
+    }
+    const pending: PendingTargets = new Map();
+    if (toWrite.size === 0) return { ids, pending };
+
+    const rows = [...toWrite.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, t]) => t);
+    const written = await tx`
+      INSERT INTO targets (site, address, port, domain, share, basedir, name, labels)
+      SELECT ${site}, * FROM unnest(
+        ${rows.map((t) => t.address)}::text[], ${rows.map((t) => t.port)}::integer[],
+        ${rows.map((t) => t.domain)}::text[], ${rows.map((t) => t.share)}::text[],
+        ${rows.map((t) => t.basedir)}::text[], ${rows.map((t) => t.name)}::text[],
+        ${rows.map((t) => t.labels) as never}::jsonb[])
+      ON CONFLICT (site, address, lower(domain), lower(share), basedir) DO UPDATE
+        SET port = EXCLUDED.port, name = EXCLUDED.name, labels = EXCLUDED.labels, updated_at = now()
+      RETURNING id, address, domain, share, basedir`;
+    for (const row of written) {
+      const key = TargetCache.key(site, {
+        address: String(row["address"]),
+        domain: String(row["domain"]),
+        share: String(row["share"]),
+        basedir: String(row["basedir"]),
+      });
+      const t = toWrite.get(key);
+      if (t === undefined) continue;
+      const id = row["id"] as bigint;
+      ids.set(key, id);
+      pending.set(key, { id, details: details(t) });
+    }
+    return { ids, pending };
+  }
+
+  commit(pending: PendingTargets): void {
+    for (const [key, known] of pending) this.#known.set(key, known);
+  }
+}
