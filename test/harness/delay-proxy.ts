@@ -27,6 +27,12 @@ export interface DelayProxyOptions {
   mode?: DelayProxyMode;
   /** Listen address; loopback only. */
   host?: string;
+  /**
+   * How long before a chunk is due the proxy stops sleeping and polls instead
+   * (setTimeout alone fires up to ~1 ms late). Polling costs CPU, which on a
+   * busy machine the proxied processes may need more; 0 turns it off.
+   */
+  spinWindowMs?: number;
 }
 
 export interface DelayProxy {
@@ -42,7 +48,12 @@ export interface DelayProxy {
   setMode(mode: DelayProxyMode): void;
   /** Destroys every open connection and resets new ones until restore(). */
   cut(): void;
-  /** Back to forwarding (open connections stay cut; clients reconnect). */
+  /**
+   * Open connections stop delivering anything, both ways, and new ones are
+   * blackholed: a server that hangs mid-session. restore() ends it.
+   */
+  freeze(): void;
+  /** Back to forwarding (cut connections stay cut, frozen ones drop what they held; clients reconnect). */
   restore(): void;
   /** Closes the listener and every connection. */
   stop(): Promise<void>;
@@ -50,16 +61,18 @@ export interface DelayProxy {
 
 /**
  * setTimeout fires up to ~1 ms late; a latency test that adds 2·D per round
- * trip over several round trips cannot afford that. So the last stretch
- * before a chunk is due is waited with setImmediate polling: it costs a
- * little CPU in the proxy only, for at most this long per chunk.
+ * trip over several round trips cannot afford that. So by default the last
+ * stretch before a chunk is due is waited with setImmediate polling: it costs
+ * CPU in the proxy only, for at most this long per chunk.
  */
-const SPIN_WINDOW_MS = 1.5;
+const DEFAULT_SPIN_WINDOW_MS = 1.5;
 
 export async function startDelayProxy(opts: DelayProxyOptions): Promise<DelayProxy> {
   let delayMs = opts.delayMs ?? 0;
   let mode: DelayProxyMode = opts.mode ?? "forward";
   let accepted = 0;
+  let frozen = false;
+  const spinWindowMs = opts.spinWindowMs ?? DEFAULT_SPIN_WINDOW_MS;
   const open = new Set<Socket>();
 
   const server: Server = createServer((client) => {
@@ -87,8 +100,9 @@ export async function startDelayProxy(opts: DelayProxyOptions): Promise<DelayPro
     upstream.setNoDelay(true);
     open.add(upstream);
     upstream.once("close", () => open.delete(upstream));
-    const toUpstream = new DelayedPipe(upstream, () => delayMs);
-    const toClient = new DelayedPipe(client, () => delayMs);
+    const delay = () => (frozen ? Number.POSITIVE_INFINITY : delayMs);
+    const toUpstream = new DelayedPipe(upstream, delay, spinWindowMs);
+    const toClient = new DelayedPipe(client, delay, spinWindowMs);
     client.on("data", (chunk: Buffer) => toUpstream.push(chunk));
     upstream.on("data", (chunk: Buffer) => toClient.push(chunk));
     // A half-close is passed on after the data before it, keeping its place in the order.
@@ -137,7 +151,12 @@ export async function startDelayProxy(opts: DelayProxyOptions): Promise<DelayPro
       mode = "cut";
       destroyAll();
     },
+    freeze() {
+      frozen = true;
+      mode = "blackhole";
+    },
     restore() {
+      frozen = false;
       mode = "forward";
     },
     stop() {
@@ -151,13 +170,15 @@ export async function startDelayProxy(opts: DelayProxyOptions): Promise<DelayPro
 class DelayedPipe {
   readonly #out: Socket;
   readonly #delay: () => number;
+  readonly #spinWindowMs: number;
   readonly #queue: { due: number; chunk: Buffer | null }[] = [];
   #lastDue = 0;
   #scheduled = false;
 
-  constructor(out: Socket, delay: () => number) {
+  constructor(out: Socket, delay: () => number, spinWindowMs: number) {
     this.#out = out;
     this.#delay = delay;
+    this.#spinWindowMs = spinWindowMs;
   }
 
   push(chunk: Buffer): void {
@@ -170,6 +191,8 @@ class DelayedPipe {
   }
 
   #enqueue(chunk: Buffer | null): void {
+    // Frozen: what arrives is dropped (held forever, as a hung peer would).
+    if (this.#delay() === Number.POSITIVE_INFINITY) return;
     const due = Math.max(performance.now() + this.#delay(), this.#lastDue);
     this.#lastDue = due;
     this.#queue.push({ due, chunk });
@@ -182,12 +205,18 @@ class DelayedPipe {
     if (head === undefined) return;
     this.#scheduled = true;
     const wait = head.due - performance.now();
-    if (wait > SPIN_WINDOW_MS) setTimeout(() => this.#flush(), wait - SPIN_WINDOW_MS);
-    else setImmediate(() => this.#flush());
+    if (wait <= 0) setImmediate(() => this.#flush());
+    else if (wait > this.#spinWindowMs) setTimeout(() => this.#flush(), wait - this.#spinWindowMs);
+    else if (this.#spinWindowMs > 0) setImmediate(() => this.#flush());
+    else setTimeout(() => this.#flush(), wait);
   }
 
   #flush(): void {
     this.#scheduled = false;
+    if (this.#delay() === Number.POSITIVE_INFINITY) {
+      this.#queue.length = 0;
+      return;
+    }
     const now = performance.now();
     while (this.#queue.length > 0 && this.#queue[0]!.due <= now) {
       const { chunk } = this.#queue.shift()!;

@@ -95,6 +95,26 @@ export function processArgv(pid: number): string[] | null {
   return raw.split("\0").filter((part) => part.length > 0);
 }
 
+/** Live processes (not zombies) whose argv satisfies match, e.g. every smbclient talking to one port. */
+export function findProcesses(match: (argv: string[]) => boolean): { pid: number; argv: string[] }[] {
+  const found: { pid: number; argv: string[] }[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    const argv = processArgv(pid);
+    if (argv === null || argv.length === 0 || !match(argv)) continue;
+    const stat = readProcFile(`/proc/${pid}/stat`);
+    const state = stat?.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    if (state !== undefined && state !== "Z" && state !== "X") found.push({ pid, argv });
+  }
+  return found;
+}
+
+/** smbclient processes (and the stdbuf that execs it) aimed at port, as the probe engine starts them. */
+export function smbclientProcesses(port: number): { pid: number; argv: string[] }[] {
+  return findProcesses((argv) => argv.some((a) => a.endsWith("smbclient")) && argv.includes(String(port)));
+}
+
 /** The name the kernel keeps for a process (/proc/<pid>/comm), or null if it is gone. */
 export function processName(pid: number): string | null {
   return readProcFile(`/proc/${pid}/comm`)?.trim() ?? null;

@@ -55,9 +55,11 @@ export function buildInvocation(
     String(target.port),
     "-A",
     paths.authFile,
-    // smbclient's own timeout matches ours, so its IO_TIMEOUT and our kill tell the same story.
+    // smbclient's own timeout follows ours, one second behind: our timer (from spawn) always fires
+    // first and kills the process, so a hang is classified the same way every time; smbclient's is
+    // only a backstop that keeps it from waiting its default 20 s if it were ever left alone.
     "-t",
-    String(Math.max(LIMITS.minSmbclientTimeoutSeconds, Math.ceil(target.operationTimeoutSeconds))),
+    String(Math.ceil(target.operationTimeoutSeconds) + LIMITS.smbclientTimeoutLagSeconds),
     `--use-kerberos=${target.auth === "kerberos" ? "required" : "off"}`,
   ];
   if (target.domain.length > 0) args.push("-W", target.domain);

@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { agentPrefix, ownRunStart, parseListing, quoteArg, runNames, staleEntries } from "./names.ts";
+import {
+  agentPrefix,
+  nextRunStamp,
+  ownRunStart,
+  parseListing,
+  quoteArg,
+  runNames,
+  staleEntries,
+} from "./names.ts";
 
 describe("test file names", () => {
   it("carry the agent id and the run start", () => {
@@ -22,6 +30,17 @@ describe("test file names", () => {
     expect(ownRunStart("a-1", "report.docx")).toBeNull();
     expect(ownRunStart("a-1", runNames("a-1", 42).renamed(2))).toBe(42);
     expect(ownRunStart("a-1", runNames("a-1", 42).dir)).toBe(42);
+  });
+});
+
+describe("nextRunStamp", () => {
+  it("is the start time, but never the same twice in one process", () => {
+    const a = nextRunStamp(5_000_000_000_000);
+    const b = nextRunStamp(5_000_000_000_000);
+    const c = nextRunStamp(5_000_000_000_100);
+    expect(a).toBe(5_000_000_000_000);
+    expect(b).toBe(5_000_000_000_001);
+    expect(c).toBe(5_000_000_000_100);
   });
 });
 

@@ -14,6 +14,19 @@ export function agentPrefix(agentId: string): string {
   return `${TEST_FILE_PREFIX}${safe.length > 0 ? safe : "_"}-`;
 }
 
+let lastStamp = 0;
+
+/**
+ * The run stamp in this run's names: its start in epoch ms, made unique within
+ * this process. Two runs of one agent that start in the same millisecond on
+ * the same directory (two targets naming one server differently) must not
+ * write the same file names.
+ */
+export function nextRunStamp(now: number = Date.now()): number {
+  lastStamp = Math.max(now, lastStamp + 1);
+  return lastStamp;
+}
+
 export interface RunNames {
   /** Remote name of file i (0-based). */
   file(i: number): string;

@@ -37,6 +37,6 @@ export const LIMITS = {
    * it is killed; the measurements are already taken by then.
    */
   quitWaitMs: 2_000,
-  /** Floor for smbclient's own -t (seconds); it takes whole seconds only. */
-  minSmbclientTimeoutSeconds: 1,
+  /** smbclient's own -t (whole seconds) is the operation timeout rounded up plus this, so ours always fires first. */
+  smbclientTimeoutLagSeconds: 1,
 } as const;

@@ -16,7 +16,7 @@ import { errorMessage } from "../../../shared/errors.ts";
 import type { Logger } from "../../../shared/logger.ts";
 import type { ProbeResult } from "../../../shared/result.ts";
 import { buildInvocation, makeRunDir, removeRunDir, writeAuthFile } from "./invocation.ts";
-import { parseListing, quoteArg, runNames, staleEntries, type ListedEntry } from "./names.ts";
+import { nextRunStamp, parseListing, quoteArg, runNames, staleEntries, type ListedEntry } from "./names.ts";
 import { LIMITS } from "./options.ts";
 import { RunRecorder } from "./recorder.ts";
 import { SmbclientSession } from "./session.ts";
@@ -71,7 +71,7 @@ export async function runSmbProbe(
     );
     const steps = new Steps(session, recorder, { opTimeoutMs, runDeadline, runTimeoutMs });
     await steps.login(loginTimeoutMs);
-    await sequence(target, ctx, steps, runDir, written, startedAtMs);
+    await sequence(target, ctx, steps, runDir, written, nextRunStamp(startedAtMs));
   } catch (err) {
     if (!(err instanceof SessionEnded)) {
       // Local trouble (temp dir not writable, a name smbclient cannot take) or a bug: the run says so.
@@ -111,9 +111,9 @@ async function sequence(
   steps: Steps,
   runDir: string,
   local: LocalFile[],
-  startedAtMs: number,
+  runStamp: number,
 ): Promise<void> {
-  const names = runNames(ctx.agentId, startedAtMs);
+  const names = runNames(ctx.agentId, runStamp);
   const basedir = target.remoteBasedir;
   if (basedir !== "" && basedir !== ".") {
     const cd = await steps.run("ls_dir", `cd ${quoteArg(basedir)}`, { untimed: true, chargeTo: "ls_dir" });
@@ -154,7 +154,7 @@ async function sequence(
     if (made.ok) await steps.run("rmdir", `rmdir ${quoteArg(names.dir)}`);
   }
 
-  await removeStale(steps, ctx, listing, startedAtMs, target);
+  await removeStale(steps, ctx, listing, runStamp, target);
 }
 
 async function checkIntegrity(steps: Steps, name: string, expected: Buffer, readPath: string): Promise<void> {
@@ -180,10 +180,10 @@ async function removeStale(
   steps: Steps,
   ctx: RunContext,
   listing: readonly ListedEntry[],
-  startedAtMs: number,
+  runStamp: number,
   target: ProbeTarget,
 ): Promise<void> {
-  const stale = staleEntries(listing, ctx.agentId, startedAtMs, target.timeoutSeconds * 1000);
+  const stale = staleEntries(listing, ctx.agentId, runStamp, target.timeoutSeconds * 1000);
   for (const entry of stale) {
     const verb = entry.isDirectory ? "rmdir" : "rm";
     const r = await steps.run("unlink", `${verb} ${quoteArg(entry.name)}`, { untimed: true });
