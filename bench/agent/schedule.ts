@@ -13,21 +13,34 @@ import type { SambaServer } from "../../test/harness/samba.ts";
 import { makeTarget } from "../../test/harness/targets.ts";
 import { childrenCpuMs, selfCpuMs } from "./cpu.ts";
 
-/** A level holds when start lag p99 stays within this fraction of the interval. */
-const MAX_LAG_FRACTION = 0.1;
-/** Generous: the point is what the CPU allows, not the configured caps (those are reported apart). */
-const BENCH_MAX_CONCURRENT_RUNS = 16;
+/**
+ * A level holds when no run was missed and the p99 start lag stays within
+ * this fraction of the site's interval. Compression keeps runs per second,
+ * so queueing lag in absolute time is what the site would see and is judged
+ * against the real 60 s; missed runs are judged at the compressed interval,
+ * which is stricter (a run must finish within 10 s, not 60 s).
+ */
+const MAX_LAG_FRACTION_OF_SITE_INTERVAL = 0.05;
+/** The agent's default cap (BENCH_MAX_CONCURRENT_RUNS overrides); the spawn limit is lifted so CPU, not it, decides. */
+const BENCH_MAX_CONCURRENT_RUNS = Number(process.env["BENCH_MAX_CONCURRENT_RUNS"] ?? 16);
 const BENCH_MAX_SPAWNS_PER_SECOND = 1000;
 
 export interface ScheduleLevel {
   targets: number;
   equivalentTargetsAt60s: number;
+  /** Results delivered; runs still in flight when the level ended are aborted and not counted. */
   runs: number;
+  started: number;
   expectedRuns: number;
   missed: number;
   unhealthy: number;
   lagP50Ms: number;
   lagP99Ms: number;
+  /** Wall time of one run, ms: with runs/s it gives the mean runs in flight (Little's law). */
+  runP50Ms: number;
+  runP99Ms: number;
+  meanInFlight: number;
+  maxConcurrentRuns: number;
   cpuBusyPercent: number;
   onSchedule: boolean;
 }
@@ -38,6 +51,7 @@ export async function runCompressedSchedule(opts: {
   intervalSeconds: number;
   durationSeconds: number;
   equivalentTargetsAt60s: number;
+  siteIntervalSeconds: number;
 }): Promise<ScheduleLevel> {
   const targets = Array.from({ length: opts.targets }, (_, i) =>
     makeTarget(opts.samba, { name: `t${i}`, remoteBasedir: `t${i}`, intervalSeconds: opts.intervalSeconds }),
@@ -46,6 +60,7 @@ export async function runCompressedSchedule(opts: {
   let missed = 0;
   let runs = 0;
   let unhealthy = 0;
+  const durations: number[] = [];
   const metrics = createAgentMetrics({ site: "bench", agentId: "bench", version: "bench" });
   const scheduler = new Scheduler({
     check: createSmbCheck({ agentId: "bench", logger: silentLogger() }),
@@ -54,6 +69,7 @@ export async function runCompressedSchedule(opts: {
       metricsSink(metrics),
       (r) => {
         runs += 1;
+        durations.push(r.durationMs);
         if (!r.healthy) unhealthy += 1;
       },
     ],
@@ -83,7 +99,13 @@ export async function runCompressedSchedule(opts: {
     unhealthy,
     lagP50Ms: percentile(lags, 50) ?? 0,
     lagP99Ms,
+    runP50Ms: percentile(durations, 50) ?? 0,
+    runP99Ms: percentile(durations, 99) ?? 0,
+    meanInFlight: durations.reduce((a, b) => a + b, 0) / wallMs,
+    maxConcurrentRuns: BENCH_MAX_CONCURRENT_RUNS,
     cpuBusyPercent: (100 * cpuMs) / wallMs,
-    onSchedule: missed === 0 && lagP99Ms <= MAX_LAG_FRACTION * opts.intervalSeconds * 1000,
+    started: lags.length,
+    onSchedule:
+      missed === 0 && lagP99Ms <= MAX_LAG_FRACTION_OF_SITE_INTERVAL * opts.siteIntervalSeconds * 1000,
   };
 }
