@@ -12,7 +12,9 @@ import type { ResultBuffer } from "../buffer/buffer.ts";
 import type { ShipperOptions } from "./options.ts";
 import { MAX_LIMITED_RETRIES, rejectAction } from "./reject-policy.ts";
 import type { ShipperCounters } from "./state.ts";
+import { StreamEnd } from "./stream-end.ts";
 import type { Wakeup } from "./wakeup.ts";
+import { SendWindow } from "./window.ts";
 import {
   STREAM_PATH,
   deserializeInbound,
@@ -51,14 +53,8 @@ export interface SessionOutcome {
   welcomed: boolean;
   /** Why the stream ended; null on a clean stop. */
   error: unknown;
-  /** Set when the aggregator refused a batch for now: reconnect after this rather than the connect backoff. */
+  /** Set when the stream was ended to resend a refused batch: reconnect after this, not the connect backoff. */
   retryAfterMs?: number | null;
-}
-
-interface InFlight {
-  first: number;
-  last: number;
-  sentAt: number;
 }
 
 export async function runSession(deps: SessionDeps, stop: AbortSignal): Promise<SessionOutcome> {
@@ -68,62 +64,25 @@ export async function runSession(deps: SessionDeps, stop: AbortSignal): Promise<
     serializeOutbound,
     deserializeInbound,
   );
-
-  /** Waits (for 'drain') that the end of the stream or a stop must cut short. */
-  const interrupts = new Set<() => void>();
-  let ended = false;
-  let endError: unknown = null;
-  let resolveEnded!: () => void;
-  const endedPromise = new Promise<void>((resolve) => (resolveEnded = resolve));
-  const end = (err: unknown): void => {
-    if (ended) return;
-    ended = true;
-    endError = err;
-    resolveEnded();
-    for (const interrupt of [...interrupts]) interrupt();
-    wake.notify();
-  };
-
+  const stream = new StreamEnd(stop, () => wake.notify());
   let welcomed = false;
   let resolveWelcome!: () => void;
   const welcomePromise = new Promise<void>((resolve) => (resolveWelcome = resolve));
-  let cursor = 0; // last seq sent on this stream
-  let inflight: InFlight[] = [];
+  const window = new SendWindow(options.window, 0);
   let retryAfterMs: number | null = null;
 
   const ack = (upTo: number): void => {
     if (upTo > counters.ackedSeq) {
       counters.ackedResults += buffer.ackUpTo(upTo);
       counters.ackedSeq = upTo;
-      for (const [first] of counters.limitedRetries) if (first <= upTo) counters.limitedRetries.delete(first);
-    } else if (welcomed) {
-      return;
+      for (const first of counters.limitedRetries.keys()) {
+        if (first <= upTo) counters.limitedRetries.delete(first);
+      }
+      if (welcomed) deps.retryBackoff.reset();
     }
-    cursor = Math.max(cursor, upTo);
-    inflight = inflight.filter((b) => b.last > upTo);
-    if (welcomed) deps.retryBackoff.reset();
-    if (counters.refusedForNow !== null && upTo >= counters.refusedForNow.last) counters.refusedForNow = null;
+    window.acked(upTo);
     wake.notify();
     deps.changed();
-  };
-
-  const discard = (first: number, last: number): void => {
-    counters.rejected += buffer.discard(first, last);
-    inflight = inflight.filter((b) => b.last < first || b.first > last);
-  };
-
-  /**
-   * A batch refused for now (rate limit, database busy) ends this stream, and
-   * the next one starts after a delay from the aggregator's high-water mark.
-   * Rewinding in-stream instead would need the aggregator to refuse every later
-   * batch already in flight too; a fresh stream needs nothing of it but that it
-   * does not commit batches that arrive after one it refused on the same stream.
-   */
-  const retryLater = (first: number, last: number, fields: object, why: string): void => {
-    counters.refusedForNow = { first, last };
-    retryAfterMs = deps.retryBackoff.nextDelayMs();
-    logger.warn({ ...fields, retryInMs: retryAfterMs }, why);
-    end(new SmbfleetError("STREAM_REJECTED", `aggregator refused results ${first}..${last} for now`));
   };
 
   const onReject = (r: Reject): void => {
@@ -137,40 +96,51 @@ export async function runSession(deps: SessionDeps, stop: AbortSignal): Promise<
       logger.warn(fields, "aggregator rejected a message");
       return;
     }
-    const action = rejectAction(r.code);
-    switch (action) {
+    if (window.takeStale(first)) {
+      logger.debug(fields, "refusal of a batch sent before the rewind; it is being resent");
+      return;
+    }
+    switch (rejectAction(r.code)) {
       case "discard":
-        logger.error(fields, `aggregator refused results ${first}..${last} for good: discarding them`);
-        discard(first, last);
-        wake.notify();
+        logger.error(
+          fields,
+          `aggregator refused results ${first}..${last} for good; they will not be resent`,
+        );
+        window.refuse(first, last);
         break;
-      case "retry":
-        retryLater(first, last, fields, "aggregator refused a batch for now; reconnecting to resend it");
+      case "retry": {
+        if (!window.isInFlight(first)) return logger.warn(fields, "refusal of a batch not in flight ignored");
+        const delay = deps.retryBackoff.nextDelayMs();
+        window.rewind(first, now() + delay);
+        logger.warn({ ...fields, retryInMs: delay }, "aggregator refused a batch for now; resending it");
         break;
+      }
       case "retry_limited": {
         const tries = (counters.limitedRetries.get(first) ?? 0) + 1;
         counters.limitedRetries.set(first, tries);
-        if (tries <= MAX_LIMITED_RETRIES) {
-          retryLater(
-            first,
-            last,
-            { ...fields, tries },
-            "aggregator refused a batch unexpectedly; resending it",
-          );
-        } else {
+        if (tries > MAX_LIMITED_RETRIES) {
           // One poison batch must not stall everything behind it.
           logger.error(
             { ...fields, tries },
-            `aggregator keeps refusing results ${first}..${last}: discarding them`,
+            `aggregator keeps refusing results ${first}..${last}; discarding them`,
           );
-          discard(first, last);
+          counters.rejected += buffer.discard(first, last);
           counters.limitedRetries.delete(first);
-          retryLater(first, last, fields, "reconnecting after discarding a refused batch");
-          counters.refusedForNow = null;
         }
+        // The aggregator's state after an unexpected refusal is unknown: a fresh
+        // stream resumes from its high-water mark, whatever it did with the rest.
+        retryAfterMs = deps.retryBackoff.nextDelayMs();
+        if (tries <= MAX_LIMITED_RETRIES) {
+          logger.warn(
+            { ...fields, tries, retryInMs: retryAfterMs },
+            "aggregator refused a batch unexpectedly",
+          );
+        }
+        stream.end(new SmbfleetError("STREAM_REJECTED", `aggregator refused results ${first}..${last}`));
         break;
       }
     }
+    wake.notify();
     deps.changed();
   };
 
@@ -180,16 +150,6 @@ export async function runSession(deps: SessionDeps, stop: AbortSignal): Promise<
         case "welcome": {
           if (welcomed) return logger.warn("second Welcome on one stream ignored");
           const highWater = Number(msg.kind.value.highWaterSeq);
-          const refused = counters.refusedForNow;
-          if (refused !== null && highWater >= refused.first) {
-            // The aggregator committed past a batch it refused: those results are
-            // counted as delivered by its own word; say so, loudly, once.
-            logger.error(
-              { highWater, refusedFirstSeq: refused.first, refusedLastSeq: refused.last },
-              "aggregator's high-water mark passed results it had refused for now; they may be missing at HQ",
-            );
-            counters.refusedForNow = null;
-          }
           // A high-water mark this buffer never reached means the buffer file was
           // replaced: renumber rather than have new results skipped as duplicates.
           buffer.ensureSeqAbove(highWater);
@@ -208,26 +168,17 @@ export async function runSession(deps: SessionDeps, stop: AbortSignal): Promise<
       }
     } catch (err) {
       // The buffer failed under us (disk I/O): end the stream; the reconnect starts over from the acked point.
-      end(err);
+      stream.end(err);
     }
   });
-  call.on("error", (err: ServiceError) => end(err));
-  call.on("end", () => end(new SmbfleetError("STREAM_CLOSED", "aggregator ended the stream")));
-  let resolveStopped!: () => void;
-  const stoppedPromise = new Promise<void>((resolve) => (resolveStopped = resolve));
-  const onStop = (): void => {
-    resolveStopped();
-    for (const interrupt of [...interrupts]) interrupt();
-    wake.notify();
-  };
-  if (stop.aborted) onStop();
-  else stop.addEventListener("abort", onStop, { once: true });
+  call.on("error", (err: ServiceError) => stream.end(err));
+  call.on("end", () => stream.end(new SmbfleetError("STREAM_CLOSED", "aggregator ended the stream")));
 
   let nextHeartbeat = now() + options.heartbeatIntervalMs;
   let nextLimits = now() + options.limitsIntervalMs;
   const tick = setInterval(
     () => {
-      if (ended || !welcomed) return;
+      if (stream.ended || !welcomed) return;
       const t = now();
       try {
         if (t >= nextLimits) {
@@ -241,49 +192,27 @@ export async function runSession(deps: SessionDeps, stop: AbortSignal): Promise<
           deps.changed();
         }
       } catch (err) {
-        end(err);
+        stream.end(err);
         return;
       }
-      const oldest = inflight[0];
+      const oldest = window.oldest();
       if (oldest !== undefined && t - oldest.sentAt > options.ackTimeoutMs) {
-        end(
-          new SmbfleetError(
-            "STREAM_CLOSED",
-            `no ack for results ${oldest.first}..${oldest.last} within ${options.ackTimeoutMs} ms`,
-          ),
+        const range = `${oldest.first}..${oldest.last}`;
+        stream.end(
+          new SmbfleetError("STREAM_CLOSED", `no ack for results ${range} within ${options.ackTimeoutMs} ms`),
         );
       }
     },
     Math.min(TICK_MS, options.heartbeatIntervalMs, options.ackTimeoutMs),
   );
 
-  const drainedOrEnded = (): Promise<void> =>
-    new Promise((resolve) => {
-      const done = (): void => {
-        call.off("drain", done);
-        interrupts.delete(done);
-        resolve();
-      };
-      if (ended || stop.aborted) return resolve();
-      call.on("drain", done);
-      interrupts.add(done);
-    });
-
   try {
     call.write(deps.hello());
-    const welcomeTimer = new Promise<"timeout">((resolve) => {
-      const t = setTimeout(() => resolve("timeout"), options.welcomeTimeoutMs);
-      void Promise.race([welcomePromise, endedPromise, stoppedPromise]).then(() => clearTimeout(t));
-    });
-    const first = await Promise.race([
-      welcomePromise.then(() => "welcome" as const),
-      endedPromise,
-      stoppedPromise,
-      welcomeTimer,
-    ]);
-    if (first === "timeout")
-      end(new SmbfleetError("STREAM_CLOSED", `no Welcome within ${options.welcomeTimeoutMs} ms`));
-    if (ended) return { welcomed, error: endError, retryAfterMs };
+    const first = await stream.race(welcomePromise, options.welcomeTimeoutMs);
+    if (first === "timeout") {
+      stream.end(new SmbfleetError("STREAM_CLOSED", `no Welcome within ${options.welcomeTimeoutMs} ms`));
+    }
+    if (stream.ended) return { welcomed, error: stream.error, retryAfterMs };
     if (!welcomed) return { welcomed, error: null }; // stopped before the aggregator answered
 
     counters.connected = true;
@@ -294,13 +223,17 @@ export async function runSession(deps: SessionDeps, stop: AbortSignal): Promise<
       "connected to the aggregator",
     );
 
-    while (!ended && !stop.aborted) {
+    while (!stream.ended && !stop.aborted) {
       const t = now();
-      if (inflight.length >= options.window) {
+      if (window.resumeAt > t) {
+        await wake.wait(window.resumeAt - t);
+        continue;
+      }
+      if (window.full()) {
         await wake.wait();
         continue;
       }
-      const records = buffer.read(cursor, options.maxBatchResults, options.maxBatchBytes);
+      const records = buffer.read(window.cursor, options.maxBatchResults, options.maxBatchBytes);
       const head = records[0];
       const tail = records[records.length - 1];
       if (head === undefined || tail === undefined) {
@@ -311,37 +244,38 @@ export async function runSession(deps: SessionDeps, stop: AbortSignal): Promise<
         head.seq,
         records.map((r) => r.bytes),
       );
-      inflight.push({ first: head.seq, last: tail.seq, sentAt: t });
-      cursor = tail.seq;
+      window.sent(head.seq, tail.seq, t);
       counters.sentBatches++;
       counters.sentResults += records.length;
-      if (!call.write(bytes)) await drainedOrEnded();
+      if (!call.write(bytes)) await stream.until(call, "drain");
     }
 
-    if (!ended) {
-      // Stopping: give acks of what is already sent a moment, then close our side.
-      const deadline = now() + options.stopGraceMs;
-      while (!ended && inflight.length > 0 && now() < deadline) await wake.wait(deadline - now());
-      call.end();
-      await Promise.race([endedPromise, new Promise((r) => setTimeout(r, HALF_CLOSE_WAIT_MS).unref())]);
-      return { welcomed, error: null };
-    }
-    return { welcomed, error: endError, retryAfterMs };
+    if (stream.ended) return { welcomed, error: stream.error, retryAfterMs };
+    // Stopping: give acks of what is already sent a moment, then close our side.
+    const deadline = now() + options.stopGraceMs;
+    while (!stream.ended && window.count > 0 && now() < deadline) await wake.wait(deadline - now());
+    call.end();
+    await stream.race(null, HALF_CLOSE_WAIT_MS, { ignoreStop: true });
+    return { welcomed, error: null };
   } catch (err) {
-    return {
-      welcomed,
-      error: new SmbfleetError("STREAM_CLOSED", `streaming: ${errorMessage(err)}`, { cause: err }),
-    };
+    const error = new SmbfleetError("STREAM_CLOSED", `streaming: ${errorMessage(err)}`, { cause: err });
+    return { welcomed, error, retryAfterMs };
   } finally {
     counters.connected = false;
     clearInterval(tick);
-    stop.removeEventListener("abort", onStop);
-    end(null);
+    stream.end(null);
+    stream.dispose();
     call.cancel();
     call.removeAllListeners("data");
     // An error after cancel() (CANCELLED) must still have a listener, or it is thrown.
     call.removeAllListeners("error");
     call.on("error", () => {});
+    try {
+      // Refused for good and never acked: out of the buffer, so never resent.
+      for (const r of window.takeRefused()) counters.rejected += buffer.discard(r.first, r.last);
+    } catch (err) {
+      logger.error({ err: errorMessage(err) }, "could not discard refused results; they will be sent again");
+    }
     deps.changed();
   }
 }

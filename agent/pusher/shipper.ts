@@ -59,7 +59,7 @@ export function startShipper(config: ShipperConfig, signal: AbortSignal): Shippe
 
   const status = (): ShipperStatus => {
     const backlog = buffer.backlog();
-    const { limitedRetries: _l, refusedForNow: _r, ...rest } = counters;
+    const { limitedRetries: _, ...rest } = counters;
     return {
       ...rest,
       backlog: backlog.count,

@@ -42,8 +42,6 @@ export interface ShipperCounters {
   connects: number;
   appendFailures: number;
   ackedSeq: number;
-  /** The last batch refused for now and not yet acked after a resend. */
-  refusedForNow: { first: number; last: number } | null;
   /** Refusals so far of the batch starting at a seq, for retry_limited rejects. */
   limitedRetries: Map<number, number>;
 }
@@ -59,7 +57,6 @@ export function newCounters(): ShipperCounters {
     connects: 0,
     appendFailures: 0,
     ackedSeq: 0,
-    refusedForNow: null,
     limitedRetries: new Map(),
   };
 }

@@ -31,13 +31,14 @@ export interface StubOptions {
   autoAck?: boolean;
   /**
    * Called for each batch before it is committed; return a Reject to refuse it
-   * instead. haltStream: process nothing more on that stream (what the real
-   * aggregator must do after refusing a batch for now, so that nothing later
-   * is committed past it).
+   * instead. goBack: refuse every later batch on that stream (with the same
+   * code) until this one is resent, as the aggregator does after a rate-limit
+   * refusal (aggregator/ingest/agent-stream.ts #resendFrom). haltStream:
+   * process nothing more on that stream at all.
    */
   onBatch?: (
     batch: ReceivedBatch,
-  ) => { code: number; message: string; haltStream?: boolean } | "close" | undefined;
+  ) => { code: number; message: string; goBack?: boolean; haltStream?: boolean } | "close" | undefined;
 }
 
 type Call = ServerDuplexStream<Decoded<AgentMessage>, AggregatorMessage>;
@@ -53,6 +54,8 @@ export interface IngestStub {
   readonly duplicates: number[];
   /** Messages that did not decode (the sender must never produce one). */
   readonly undecodable: string[];
+  /** Batches refused because an earlier refused one had not been resent yet (goBack). */
+  staleRefusals: number;
   /** Most batches received and not yet acked on one stream, ever. */
   readonly maxUnacked: number;
   readonly streams: number;
@@ -72,6 +75,7 @@ export async function startIngestStub(options: StubOptions = {}): Promise<Ingest
   const open = new Set<Call>();
   const pending: { call: Call; batch: ReceivedBatch }[] = [];
   const unackedByStream = new Map<number, number>();
+  const resendFrom = new Map<number, { first: number; code: number }>();
   let streams = 0;
   let maxUnacked = 0;
 
@@ -122,6 +126,23 @@ export async function startIngestStub(options: StubOptions = {}): Promise<Ingest
           const unacked = (unackedByStream.get(stream) ?? 0) + 1;
           unackedByStream.set(stream, unacked);
           maxUnacked = Math.max(maxUnacked, unacked);
+          const refuse = (code: number, message: string): void => {
+            unackedByStream.set(stream, unacked - 1);
+            send(call, {
+              case: "reject",
+              value: create(RejectSchema, {
+                code,
+                message,
+                firstSeq: BigInt(batch.firstSeq),
+                lastSeq: BigInt(batch.firstSeq + batch.count - 1),
+              }),
+            });
+          };
+          const waiting = resendFrom.get(stream);
+          if (waiting !== undefined && batch.firstSeq > waiting.first) {
+            stub.staleRefusals++;
+            return refuse(waiting.code, `waiting for seq ${waiting.first} to be resent first`);
+          }
           const verdict = options.onBatch?.(batch);
           if (verdict === "close") {
             open.delete(call);
@@ -129,19 +150,12 @@ export async function startIngestStub(options: StubOptions = {}): Promise<Ingest
             return;
           }
           if (verdict !== undefined) {
-            unackedByStream.set(stream, unacked - 1);
             if (verdict.haltStream === true) open.delete(call);
-            send(call, {
-              case: "reject",
-              value: create(RejectSchema, {
-                code: verdict.code,
-                message: verdict.message,
-                firstSeq: BigInt(batch.firstSeq),
-                lastSeq: BigInt(batch.firstSeq + batch.count - 1),
-              }),
-            });
-            return;
+            if (verdict.goBack === true)
+              resendFrom.set(stream, { first: batch.firstSeq, code: verdict.code });
+            return refuse(verdict.code, verdict.message);
           }
+          resendFrom.delete(stream);
           if (options.autoAck === false) pending.push({ call, batch });
           else commit(call, batch);
           return;
@@ -179,6 +193,7 @@ export async function startIngestStub(options: StubOptions = {}): Promise<Ingest
     committed: [],
     duplicates: [],
     undecodable: [],
+    staleRefusals: 0,
     get maxUnacked() {
       return maxUnacked;
     },

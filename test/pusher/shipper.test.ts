@@ -217,29 +217,65 @@ describe("heartbeats and rejects", () => {
     expect(shipper.status().dropped).toBe(buffer.dropped());
   });
 
-  it("discards a batch refused for good, retries one refused for now, and delivers the rest", async () => {
-    let exhaustedOnce = false;
+  it("never resends a batch refused for good; one acked past counts as delivered, one never acked as rejected", async () => {
     const { stub, shipper } = await setUp({
-      buffered: 500,
+      buffered: 300,
       shipper: { maxBatchResults: 100 },
       stub: {
-        onBatch: (b) => {
-          if (b.firstSeq === 101)
-            return { code: status.INVALID_ARGUMENT, message: "results[3].operations[0]: bad" };
-          if (b.firstSeq === 301 && !exhaustedOnce) {
-            exhaustedOnce = true;
-            return { code: status.RESOURCE_EXHAUSTED, message: "rate limit", haltStream: true };
-          }
-          return undefined;
-        },
+        onBatch: (b) =>
+          b.firstSeq === 101 || b.firstSeq === 201
+            ? { code: status.INVALID_ARGUMENT, message: "results[3].operations[0]: bad" }
+            : undefined,
       },
     });
-    await until("the rest committed", () => stub.committed.length === 400);
-    expect(stub.committed).toEqual([...range(1, 100), ...range(201, 500)]);
-    expect(stub.batches.filter((b) => b.firstSeq === 101)).toHaveLength(1); // never resent
-    expect(stub.batches.filter((b) => b.firstSeq === 301).length).toBeGreaterThanOrEqual(2);
+    await until("the rest committed", () => stub.committed.length === 100);
+    await until("both refusals", () => shipper.status().rejects === 2);
+    // 101..300 stay buffered (nothing acked past them) but are not resent on this stream.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(stub.batches.map((b) => b.firstSeq)).toEqual([1, 101, 201]);
+    shipper.accept(sampleResult(301)); // acked past 101..300: the aggregator's word covers them
+    await until("the new one", () => stub.committed.length === 101);
     await until("buffer empty", () => buffer.backlog().count === 0);
-    expect(shipper.status()).toMatchObject({ rejected: 100, rejects: 2 });
+    expect(stub.committed).toEqual([...range(1, 100), 301]);
+    expect(shipper.status()).toMatchObject({ rejects: 2, rejected: 0 });
+  });
+
+  it("refused for good and never acked: discarded when the stream ends, so never resent", async () => {
+    const { stub, shipper } = await setUp({
+      buffered: 200,
+      shipper: { maxBatchResults: 100 },
+      stub: {
+        onBatch: (b) => (b.firstSeq === 101 ? { code: status.INVALID_ARGUMENT, message: "bad" } : undefined),
+      },
+    });
+    await until("refused", () => shipper.status().rejects === 1 && stub.committed.length === 100);
+    stub.closeStreams();
+    await until("reconnected", () => stub.hellos.length === 2 && shipper.connected());
+    expect(buffer.backlog().count).toBe(0);
+    expect(shipper.status().rejected).toBe(100);
+    expect(stub.batches.filter((b) => b.firstSeq === 101)).toHaveLength(1);
+  });
+
+  it("rate limit: a batch refused for now is resent on the same stream, later ones in flight too, in order", async () => {
+    let n = 0;
+    const { stub, shipper } = await setUp({
+      buffered: 3000,
+      shipper: { maxBatchResults: 100 },
+      stub: {
+        // Every third batch the stub looks at is refused once, go-back-N as the aggregator does.
+        onBatch: () =>
+          ++n % 3 === 0
+            ? { code: status.RESOURCE_EXHAUSTED, message: "rate limit", goBack: true }
+            : undefined,
+      },
+    });
+    await until("all committed", () => stub.committed.length === 3000, 30_000);
+    expect(stub.committed).toEqual(range(1, 3000));
+    expect(stub.duplicates).toEqual([]);
+    expect(stub.streams).toBe(1);
+    expect(stub.staleRefusals).toBeGreaterThan(0); // batches behind a refused one were refused and resent
+    expect(shipper.status().rejected).toBe(0);
+    await until("buffer empty", () => buffer.backlog().count === 0);
   });
 
   it("gives up on a batch refused with an unexpected code after a few tries", async () => {
