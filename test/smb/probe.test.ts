@@ -180,6 +180,32 @@ describe("failures are classified", () => {
     }
   });
 
+  it("smbclient or stdbuf missing → internal, with the reason", async () => {
+    const target = makeTarget(samba);
+    const noSmbclient = await createSmbCheck({ agentId: AGENT, smbclientPath: "/nonexistent/smbclient" }).run(
+      target,
+      new AbortController().signal,
+    );
+    expect(noSmbclient.failureClass).toBe("internal");
+    expect(noSmbclient.failureMessage).toContain("/nonexistent/smbclient");
+    const noStdbuf = await createSmbCheck({ agentId: AGENT, stdbufPath: "/nonexistent/stdbuf" }).run(
+      target,
+      new AbortController().signal,
+    );
+    expect(noStdbuf.failureClass).toBe("internal");
+    expect(noStdbuf.failureMessage).toContain("could not start /nonexistent/stdbuf");
+    expect(counts(noStdbuf)).toEqual({ login: [0, 1] });
+  });
+
+  it("a local temp dir that cannot be used → internal, and run() still resolves", async () => {
+    const r = await createSmbCheck({ agentId: AGENT, tmpDir: "/nonexistent/tmp" }).run(
+      makeTarget(samba),
+      new AbortController().signal,
+    );
+    expect(r.failureClass).toBe("internal");
+    expect(r.failureMessage).toContain("ENOENT");
+  });
+
   it("a median above its threshold makes a run without failures unhealthy", async () => {
     const base = makeTarget(samba);
     const r = await run({ latencyThresholdsMs: { ...base.latencyThresholdsMs, login: 0.001 } });
