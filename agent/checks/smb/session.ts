@@ -16,6 +16,9 @@ import { randomBytes } from "node:crypto";
 /** smbclient's greeting when stdin is not a terminal; not part of any command's output. */
 const BANNER = /^Try "help" to get a list of possible commands\.$/;
 
+/** Lines kept from between commands; smbclient prints at most a notice or two there. */
+const MAX_STRAY_LINES = 50;
+
 export type CommandStatus = "ok" | "exited" | "timeout" | "overflow" | "aborted" | "spawn_failed";
 
 export interface CommandOutcome {
@@ -54,6 +57,8 @@ export class SmbclientSession {
   readonly #closed: Promise<void>;
   #counter = 0;
   #partial = "";
+  /** Lines that arrived while no command ran (e.g. a disconnect notice), kept for the next outcome. */
+  #stray: string[] = [];
   #pending: Pending | null = null;
   #login: Promise<CommandOutcome>;
   #isClosed = false;
@@ -151,6 +156,7 @@ export class SmbclientSession {
         resolve,
       };
       this.#pending = pending;
+      pending.lines.push(...this.#stray.splice(0));
       if (this.#isClosed || this.#abortReason !== null) {
         this.#settle(
           pending,
@@ -195,7 +201,11 @@ export class SmbclientSession {
 
   #onLine(line: string): void {
     const pending = this.#pending;
-    if (pending === null || pending.outcome !== null) return;
+    if (pending === null) {
+      if (!BANNER.test(line) && this.#stray.length < MAX_STRAY_LINES) this.#stray.push(line);
+      return;
+    }
+    if (pending.outcome !== null) return;
     if (line.startsWith(pending.delimiter)) {
       this.#settle(pending, "ok", performance.now() - pending.startedAt, "");
     } else if (!BANNER.test(line)) {
