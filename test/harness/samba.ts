@@ -101,9 +101,22 @@ export async function startSamba(opts: SambaOptions = {}): Promise<SambaServer> 
       if (attempt === 1) for (const user of SAMBA_USERS) addPassdbUser(confPath, user);
       const child = spawnSmbd(opts.smbdPath ?? DEFAULT_SMBD, confPath, join(dir, "log", "smbd.stdout"));
       let exited = false;
+      let spawnError: Error | null = null;
       child.once("exit", () => (exited = true));
+      child.once("error", (err) => {
+        exited = true;
+        spawnError = err;
+      });
       if (await waitForPort(LOOPBACK, port, READY_TIMEOUT_MS, () => !exited)) {
         return server({ dir, port, logFile, sharePaths, child });
+      }
+      if (spawnError !== null) {
+        throw new Error(
+          `startSamba: cannot run ${opts.smbdPath ?? DEFAULT_SMBD} (is the samba package installed?)`,
+          {
+            cause: spawnError,
+          },
+        );
       }
       if (child.pid !== undefined) await killProcessGroup(child.pid, STOP_GRACE_MS);
       if (attempt >= BIND_ATTEMPTS) {

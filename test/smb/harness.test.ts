@@ -1,7 +1,9 @@
 // The Samba and delay-proxy harness itself: what other tests, the demo and
 // the benchmarks rely on.
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -41,6 +43,18 @@ describe("startSamba", () => {
     }
     // stop() is idempotent.
     await a.stop();
+  });
+
+  it("says so clearly when smbd cannot be run, and leaves no temp dir", async () => {
+    const parentDir = mkdtempSync(join(tmpdir(), "smbfleet-harness-"));
+    try {
+      await expect(startSamba({ smbdPath: "/nonexistent/smbd", parentDir })).rejects.toThrow(
+        "startSamba: cannot run /nonexistent/smbd (is the samba package installed?)",
+      );
+      expect(readdirSync(parentDir)).toEqual([]);
+    } finally {
+      rmSync(parentDir, { recursive: true, force: true });
+    }
   });
 });
 

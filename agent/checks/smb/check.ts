@@ -1,4 +1,12 @@
 // The SMB check kind: createSmbCheck({ agentId }) → Check with kind "smb".
+//
+// run(target, signal) resolves with a ProbeResult, never rejects. Its login
+// sample runs from spawning smbclient to the end of tree connect, so it
+// includes smbclient's process start-up (~25 ms here); every other sample is
+// one command, from writing it to smbclient's stdin to reading its delimiter.
+// A run whose signal is aborted resolves soon with failureClass "internal"
+// and a message containing "run aborted": the target did nothing wrong, so a
+// caller that aborts on shutdown should drop that result rather than record it.
 import { tmpdir } from "node:os";
 import type { ProbeTarget } from "../../../shared/config/types.ts";
 import { silentLogger } from "../../../shared/logger.ts";
