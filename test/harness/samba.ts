@@ -72,6 +72,8 @@ const READY_TIMEOUT_MS = 15_000;
 const BIND_ATTEMPTS = 3;
 /** smbd exits on SIGTERM within milliseconds; its per-connection children may need a little longer. */
 const STOP_GRACE_MS = 500;
+/** How often the watchdog checks that the process that started smbd is still alive. */
+const WATCHDOG_POLL_S = 0.5;
 
 export async function startSamba(opts: SambaOptions = {}): Promise<SambaServer> {
   ensureUnixUsers(SAMBA_USERS.map((u) => u.name));
@@ -108,7 +110,7 @@ export async function startSamba(opts: SambaOptions = {}): Promise<SambaServer> 
         spawnError = err;
       });
       if (await waitForPort(LOOPBACK, port, READY_TIMEOUT_MS, () => !exited)) {
-        return server({ dir, port, logFile, sharePaths, child });
+        return server({ dir, port, logFile, sharePaths, child, watchdog: startWatchdog(child.pid!, dir) });
       }
       if (spawnError !== null) {
         throw new Error(
@@ -135,6 +137,7 @@ function server(s: {
   logFile: string;
   sharePaths: SambaServer["sharePaths"];
   child: ChildProcess;
+  watchdog: ChildProcess;
 }): SambaServer {
   const pgid = s.child.pid!;
   let stopping: Promise<void> | null = null;
@@ -150,6 +153,7 @@ function server(s: {
     pgid,
     stop() {
       stopping ??= (async () => {
+        s.watchdog.kill("SIGKILL");
         const left = await killProcessGroup(pgid, STOP_GRACE_MS);
         rmSync(s.dir, { recursive: true, force: true });
         if (left.length > 0) throw new Error(`startSamba: smbd processes still alive: ${left.join(", ")}`);
@@ -157,6 +161,34 @@ function server(s: {
       return stopping;
     },
   };
+}
+
+/**
+ * If this process dies without stop() (SIGKILL, a test runner killing its
+ * worker), smbd would live on as an orphan holding its port. A tiny detached
+ * shell polls for this process and, once it is gone, kills smbd's group and
+ * removes the temp dir. stop() kills the watchdog first.
+ */
+const WATCHDOG = `
+parent=$1; pgid=$2; dir=$3
+while kill -0 "$parent" 2>/dev/null; do sleep ${WATCHDOG_POLL_S}; done
+kill -s TERM -- "-$pgid" 2>/dev/null
+sleep ${STOP_GRACE_MS / 1000}
+kill -s KILL -- "-$pgid" 2>/dev/null
+rm -rf -- "$dir"
+`;
+
+function startWatchdog(pgid: number, dir: string): ChildProcess {
+  const watchdog = spawn(
+    "/bin/sh",
+    ["-c", WATCHDOG, "smbfleet-samba-watchdog", String(process.pid), String(pgid), dir],
+    {
+      detached: true,
+      stdio: "ignore",
+    },
+  );
+  watchdog.unref();
+  return watchdog;
 }
 
 function spawnSmbd(smbdPath: string, confPath: string, stdoutPath: string): ChildProcess {

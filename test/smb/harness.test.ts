@@ -1,6 +1,6 @@
 // The Samba and delay-proxy harness itself: what other tests, the demo and
 // the benchmarks rely on.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,6 +43,27 @@ describe("startSamba", () => {
     }
     // stop() is idempotent.
     await a.stop();
+  });
+
+  it("a watchdog stops smbd and removes its dir when the process that started it dies without stop()", async () => {
+    const script = `
+      import { startSamba } from ${JSON.stringify(new URL("../harness/samba.ts", import.meta.url).pathname)};
+      const s = await startSamba();
+      process.stdout.write(JSON.stringify({ pgid: s.pgid, dir: s.dir }) + "\\n", () => process.kill(process.pid, "SIGKILL"));
+    `;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    await new Promise((resolve) => child.once("exit", resolve));
+    const { pgid, dir } = JSON.parse(out) as { pgid: number; dir: string };
+    // Polls every 0.5 s, then SIGTERM, 0.5 s grace, SIGKILL.
+    const deadline = performance.now() + 10_000;
+    while ((processGroupMembers(pgid).length > 0 || existsSync(dir)) && performance.now() < deadline)
+      await sleep(50);
+    expect(processGroupMembers(pgid)).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
   });
 
   it("says so clearly when smbd cannot be run, and leaves no temp dir", async () => {
