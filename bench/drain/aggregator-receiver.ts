@@ -13,11 +13,14 @@ import { AGGREGATOR_DEFAULTS } from "../../shared/config/defaults.ts";
 import { silentLogger } from "../../shared/logger.ts";
 import { Secret } from "../../shared/secret.ts";
 import { startPostgres } from "../../test/harness/postgres.ts";
+import { postgresCpuMs } from "./cpu.ts";
 
 export interface AggregatorReceiver {
   readonly url: string;
   readonly ratePerSecond: number;
   /** Rows stored for the agent, and how many distinct seqs among them. */
+  /** CPU milliseconds PostgreSQL has used so far. */
+  postgresCpuMs(): number;
   count(agentId: string): Promise<{ rows: number; distinct: number; minSeq: number; maxSeq: number }>;
   stop(): Promise<void>;
 }
@@ -57,6 +60,7 @@ export async function startAggregatorReceiver(credentials: ServerCredentials): P
     return {
       url: `127.0.0.1:${server.port}`,
       ratePerSecond,
+      postgresCpuMs: () => postgresCpuMs(pg.dir),
       async count(agentId) {
         const [row] = await sql<{ rows: string; distinct: string; lo: string | null; hi: string | null }[]>`
           SELECT count(*)::text AS rows, count(DISTINCT seq)::text AS distinct,

@@ -91,6 +91,8 @@ try {
     String(DRAIN_DEADLINE_MS),
     JSON.stringify(overrides),
   );
+  const receiverCpu0 = process.cpuUsage();
+  const pgCpu0 = aggregator?.postgresCpuMs() ?? 0;
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   child.stdout.setEncoding("utf8");
@@ -99,6 +101,8 @@ try {
   const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
   clearTimeout(killer);
   if (code !== 0) throw new Error(`agent process exited with ${code}`);
+  const receiverCpu = process.cpuUsage(receiverCpu0);
+  const pgCpuMs = (aggregator?.postgresCpuMs() ?? 0) - pgCpu0;
   const r = JSON.parse(out) as AgentReport;
 
   let arrived: string;
@@ -123,6 +127,8 @@ try {
       `  agent start to connected: ${r.connectMs === null ? "-" : s(r.connectMs)} s`,
       `  agent peak RSS: ${Math.round(r.maxRssMb)} MB  (goal ≤ 150 MB)`,
       `  agent CPU: user ${s(r.cpuUserMs)} s, system ${s(r.cpuSystemMs)} s`,
+      `  receiver process CPU meanwhile (${aggregator !== null ? "aggregator" : "loopback server"}): user ${s(receiverCpu.user / 1000)} s, system ${s(receiverCpu.system / 1000)} s` +
+        (aggregator !== null ? `; PostgreSQL CPU: ${s(pgCpuMs)} s` : ""),
       `  drain / baseline read: ${r.drainMs === null ? "-" : Math.round((r.drainMs / baselineMs) * 10) / 10}×`,
       ok ? "OK: every result arrived exactly once" : "FAILED: results missing or duplicated",
     ].join("\n"),
