@@ -115,11 +115,6 @@ export function smbclientProcesses(port: number): { pid: number; argv: string[] 
   return findProcesses((argv) => argv.some((a) => a.endsWith("smbclient")) && argv.includes(String(port)));
 }
 
-/** The name the kernel keeps for a process (/proc/<pid>/comm), or null if it is gone. */
-export function processName(pid: number): string | null {
-  return readProcFile(`/proc/${pid}/comm`)?.trim() ?? null;
-}
-
 function readProcFile(path: string): string | null {
   try {
     return readFileSync(path, "utf8");
