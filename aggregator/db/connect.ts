@@ -14,6 +14,10 @@ export interface DatabaseOptions {
   logger?: Logger;
   /** Overrides for tests (e.g. a short connect timeout). */
   connectTimeoutSeconds?: number;
+  /** Per-statement limit; default STATEMENT_TIMEOUT_MS. */
+  statementTimeoutMs?: number;
+  /** Shown in pg_stat_activity. */
+  applicationName?: string;
 }
 
 /**
@@ -27,14 +31,18 @@ export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
  */
 const IDLE_TIMEOUT_SECONDS = 60;
 /**
- * A batch transaction is a handful of statements over a few thousand rows and
- * commits in milliseconds; one that takes longer than this is stuck (a lock
- * queue, a dying disk). Failing it lets the agent resend, and it bounds how
- * long a stamped-but-uncommitted row can stay invisible to the rollup
- * (aggregator/db/rollup.ts ROLLUP_SETTLE_SECONDS). Long maintenance and
- * migration statements raise it for their own transaction.
+ * A batch is one statement over a few thousand rows and commits in
+ * milliseconds; one that takes longer than this is stuck (a lock queue, a
+ * dying disk). Failing it lets the agent resend, and it bounds how long a
+ * stamped-but-uncommitted row can stay invisible to the rollup
+ * (aggregator/db/rollup.ts ROLLUP_SETTLE_SECONDS).
  */
 export const STATEMENT_TIMEOUT_MS = 30_000;
+/**
+ * The maintenance pool's limit: a first rollup over a large history or a
+ * partition move may scan for minutes, and it is not a stuck batch.
+ */
+export const MAINTENANCE_STATEMENT_TIMEOUT_MS = 600_000;
 
 function createSql(opts: DatabaseOptions) {
   const connectTimeout = opts.connectTimeoutSeconds ?? DEFAULT_CONNECT_TIMEOUT_SECONDS;
@@ -44,9 +52,9 @@ function createSql(opts: DatabaseOptions) {
     connect_timeout: connectTimeout,
     types: { bigint: postgres.BigInt },
     connection: {
-      statement_timeout: STATEMENT_TIMEOUT_MS,
+      statement_timeout: opts.statementTimeoutMs ?? STATEMENT_TIMEOUT_MS,
       idle_in_transaction_session_timeout: STATEMENT_TIMEOUT_MS,
-      application_name: "smbfleet-aggregator",
+      application_name: opts.applicationName ?? "smbfleet-aggregator",
     },
     onnotice: (notice) => opts.logger?.debug({ notice: notice["message"] }, "postgres notice"),
     // Not in postgres.js's type declarations, but supported (src/connection.js):
@@ -68,36 +76,21 @@ interface SocketTarget {
   host?: string[];
   port?: number[];
   path?: string | false;
-  connect_timeout?: number;
 }
 
 /**
  * postgres.js does not set TCP_NODELAY; with Nagle on, every COPY stalls on a
  * delayed ACK (~44 ms twice, 19k → 98k rows/s without it; FACTS.md).
+ * The socket is returned at once, still connecting: postgres.js writes its
+ * startup message straight away (net.Socket queues it until connected), and
+ * it must never find itself without a socket while a connection is being made
+ * (an async factory left one, and its queued writes crashed on null). Its
+ * connect_timeout covers the TCP connect too, since it runs until the first
+ * ReadyForQuery.
  */
-function noDelaySocket(options: SocketTarget): Promise<Socket> {
-  const timeoutSeconds = options.connect_timeout ?? DEFAULT_CONNECT_TIMEOUT_SECONDS;
-  return new Promise((resolve, reject) => {
-    const socket =
-      typeof options.path === "string" && options.path !== ""
-        ? connect({ path: options.path })
-        : connect({ host: options.host?.[0] ?? "127.0.0.1", port: options.port?.[0] ?? 5432, noDelay: true });
-    // postgres.js starts its own connect timer only once it has the socket.
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`connect to PostgreSQL timed out after ${timeoutSeconds} s`));
-    }, timeoutSeconds * 1000);
-    const onError = (err: Error): void => {
-      clearTimeout(timer);
-      reject(err);
-    };
-    socket.once("error", onError);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.off("error", onError);
-      resolve(socket);
-    });
-  });
+function noDelaySocket(options: SocketTarget): Socket {
+  if (typeof options.path === "string" && options.path !== "") return connect({ path: options.path });
+  return connect({ host: options.host?.[0] ?? "127.0.0.1", port: options.port?.[0] ?? 5432, noDelay: true });
 }
 
 /** Ends the pool, waiting at most timeoutSeconds for running queries. */

@@ -1,6 +1,9 @@
 // Daily partitions of `results` (UTC days), created ahead of time, and
-// retention that drops whole partitions rather than deleting rows.
-// Behaviour pinned by test/db/maintenance.test.ts.
+// retention that drops whole partitions rather than deleting rows. Each step
+// is one statement (a DO block where several commands must commit together):
+// postgres.js 3.4.9 can crash the process when a connection dies inside
+// sql.begin() (see aggregator/ingest/store.ts), and this runs every minute
+// in the long-lived aggregator. Behaviour pinned by test/db/maintenance.test.ts.
 import type { Db } from "./connect.ts";
 
 const DAY_MS = 86_400_000;
@@ -49,7 +52,7 @@ export async function listPartitions(sql: Db): Promise<string[]> {
  * now to `aheadDays` after. Rows that already sit in the DEFAULT partition
  * for such a day are moved into the new partition in the same transaction
  * (PostgreSQL refuses to attach a partition whose rows are in DEFAULT).
- * Returns the partitions it created.
+ * Returns the partitions that were missing when it looked.
  */
 export async function ensurePartitions(
   sql: Db,
@@ -64,23 +67,25 @@ export async function ensurePartitions(
     const to = new Date(from.getTime() + DAY_MS);
     const name = partitionName(from);
     if (existing.has(name)) continue;
-    await sql.begin(async (tx) => {
-      await tx.unsafe(`SET LOCAL lock_timeout = '${DDL_LOCK_TIMEOUT}'`);
-      // Another replica may have made it since we listed.
-      const exists = await tx`SELECT to_regclass(${name}) IS NOT NULL AS present`;
-      if (exists[0]?.["present"] === true) return;
-      await tx.unsafe(`CREATE TABLE ${name} (LIKE results INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
-      await tx.unsafe(
-        `WITH moved AS (
-           DELETE FROM results_default WHERE started_at >= $1 AND started_at < $2 RETURNING *
-         ) INSERT INTO ${name} SELECT * FROM moved`,
-        [from.toISOString(), to.toISOString()],
-      );
-      await tx.unsafe(
-        `ALTER TABLE results ATTACH PARTITION ${name} FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`,
-      );
-      created.push(name);
-    });
+    // One DO block = one transaction: create, move DEFAULT's rows for that
+    // day, attach. Another replica may have made it since we listed.
+    await sql.unsafe(`
+      DO $do$
+      BEGIN
+        PERFORM set_config('lock_timeout', '${DDL_LOCK_TIMEOUT}', true);
+        IF to_regclass('${name}') IS NOT NULL THEN RETURN; END IF;
+        CREATE TABLE ${name} (LIKE results INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+        WITH moved AS (
+          DELETE FROM results_default
+          WHERE started_at >= '${from.toISOString()}' AND started_at < '${to.toISOString()}'
+          RETURNING *
+        ) INSERT INTO ${name} SELECT * FROM moved;
+        ALTER TABLE results ATTACH PARTITION ${name}
+          FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}');
+      END
+      $do$`);
+    // (Reported as created when it exists now, whichever replica made it.)
+    created.push(name);
   }
   return created;
 }
@@ -109,10 +114,13 @@ export async function applyRetention(
   for (const name of await listPartitions(sql)) {
     const day = partitionDay(name)!;
     if (day.getTime() + DAY_MS > rawCutoff.getTime()) continue;
-    await sql.begin(async (tx) => {
-      await tx.unsafe(`SET LOCAL lock_timeout = '${DDL_LOCK_TIMEOUT}'`);
-      await tx.unsafe(`DROP TABLE IF EXISTS ${name}`);
-    });
+    await sql.unsafe(`
+      DO $do$
+      BEGIN
+        PERFORM set_config('lock_timeout', '${DDL_LOCK_TIMEOUT}', true);
+        DROP TABLE IF EXISTS ${name};
+      END
+      $do$`);
     dropped.push(name);
   }
   const def = await sql`DELETE FROM results_default WHERE started_at < ${rawCutoff}`;

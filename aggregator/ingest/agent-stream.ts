@@ -37,7 +37,7 @@ import {
   welcome,
   type StatusCode,
 } from "./replies.ts";
-import { storeBatch, type BatchRow, type InsertMethod } from "./store.ts";
+import { storeBatch, type BatchRow } from "./store.ts";
 import type { TargetCache } from "./targets.ts";
 import { validateResult, validateTarget, type ValidTarget } from "./validate.ts";
 
@@ -49,7 +49,6 @@ export interface IngestSettings {
   lateAfterMs: number;
   /** Agent ids refused at connect ([agents].disabled). */
   disabledAgents: ReadonlySet<string>;
-  insertMethod: InsertMethod;
   /** The in-band size limit (shared/grpc/service.ts answers larger messages as undecoded). */
   maxMessageBytes: number;
 }
@@ -293,7 +292,6 @@ export class AgentStream {
     try {
       outcome = await storeBatch(this.#deps.sql, this.#deps.targets, id, rows, nowMs, {
         lateAfterMs: this.#deps.settings.lateAfterMs,
-        insertMethod: this.#deps.settings.insertMethod,
       });
     } catch (err) {
       this.#log.warn({ err: errorMessage(err), firstSeq: first.toString() }, "batch not stored");

@@ -35,33 +35,40 @@ export async function openAgent(
   report: AgentReport,
   announced: readonly ValidTarget[],
 ): Promise<OpenOutcome> {
+  // Decide first, so that a refused agent writes nothing at all.
+  const existing = await sql`SELECT site, disabled FROM agents WHERE agent_id = ${id.agent}`;
+  const refusal = refusalOf(existing[0], id);
+  if (refusal !== null) return { ok: false, reason: refusal };
+  // One statement (see store.ts for why no client-side transaction): the
+  // site, then the agent, guarded again in case the row changed meanwhile.
   const connectedAt = new Date();
-  let pending: Parameters<TargetCache["commit"]>[0] = new Map();
-  const outcome = await sql.begin(async (tx): Promise<OpenOutcome> => {
-    const existing = await tx`SELECT site, disabled FROM agents WHERE agent_id = ${id.agent} FOR UPDATE`;
-    const row = existing[0];
-    if (row !== undefined && row["site"] !== id.site) {
-      return {
-        ok: false,
-        reason: `agent ${id.agent} is registered to site ${String(row["site"])}, not ${id.site}`,
-      };
-    }
-    if (row?.["disabled"] === true) return { ok: false, reason: `agent ${id.agent} is disabled (revoked)` };
-    await tx`INSERT INTO sites (site) VALUES (${id.site}) ON CONFLICT DO NOTHING`;
-    const upserted = await tx`
-      INSERT INTO agents (agent_id, site, agent_version, last_seen, clock_skew_ms, backlog, dropped, connected_at)
-      VALUES (${id.agent}, ${id.site}, ${report.agentVersion}, now(), ${report.skewMs}, ${report.backlog},
-              ${report.dropped}, ${connectedAt})
-      ON CONFLICT (agent_id) DO UPDATE SET
-        agent_version = EXCLUDED.agent_version, last_seen = EXCLUDED.last_seen,
-        clock_skew_ms = EXCLUDED.clock_skew_ms, backlog = EXCLUDED.backlog, dropped = EXCLUDED.dropped,
-        connected_at = EXCLUDED.connected_at
-      RETURNING high_water_seq`;
-    if (announced.length > 0) pending = (await targets.resolve(tx, id.site, announced)).pending;
-    return { ok: true, highWater: upserted[0]?.["high_water_seq"] as bigint, connectedAt };
-  });
-  if (outcome.ok) targets.commit(pending);
-  return outcome;
+  const upserted = await sql`
+    WITH s AS (INSERT INTO sites (site) VALUES (${id.site}) ON CONFLICT DO NOTHING)
+    INSERT INTO agents (agent_id, site, agent_version, last_seen, clock_skew_ms, backlog, dropped, connected_at)
+    VALUES (${id.agent}, ${id.site}, ${report.agentVersion}, now(), ${report.skewMs}, ${report.backlog},
+            ${report.dropped}, ${connectedAt})
+    ON CONFLICT (agent_id) DO UPDATE SET
+      agent_version = EXCLUDED.agent_version, last_seen = EXCLUDED.last_seen,
+      clock_skew_ms = EXCLUDED.clock_skew_ms, backlog = EXCLUDED.backlog, dropped = EXCLUDED.dropped,
+      connected_at = EXCLUDED.connected_at
+    WHERE agents.site = EXCLUDED.site AND NOT agents.disabled
+    RETURNING high_water_seq`;
+  const row = upserted[0];
+  if (row === undefined) {
+    const now = await sql`SELECT site, disabled FROM agents WHERE agent_id = ${id.agent}`;
+    return { ok: false, reason: refusalOf(now[0], id) ?? `agent ${id.agent} changed while connecting` };
+  }
+  if (announced.length > 0) await targets.resolve(sql, id.site, announced);
+  return { ok: true, highWater: row["high_water_seq"] as bigint, connectedAt };
+}
+
+function refusalOf(row: Record<string, unknown> | undefined, id: Identity): string | null {
+  if (row === undefined) return null;
+  if (row["site"] !== id.site) {
+    return `agent ${id.agent} is registered to site ${String(row["site"])}, not ${id.site}`;
+  }
+  if (row["disabled"] === true) return `agent ${id.agent} is disabled (revoked)`;
+  return null;
 }
 
 /** Records a Heartbeat. Returns false when the agent has been disabled meanwhile. */

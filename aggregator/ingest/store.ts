@@ -1,13 +1,20 @@
-// One batch, one transaction: lock the agent's row, skip what is at or below
-// its high-water sequence, store the new valid results, quarantine the new
-// invalid ones, advance the high-water mark, commit. The caller acks only
-// after this resolves, so an Ack always means "in PostgreSQL", and a resend
-// after any failure is recognised and not stored twice. Two aggregator
-// replicas holding streams of the same agent serialise on the row lock.
-import type { Db, Tx } from "../db/connect.ts";
-import { copyIn } from "../db/copy-in.ts";
-import { copyField, copyIdentArray } from "./copy-text.ts";
-import { TargetCache, type PendingTargets } from "./targets.ts";
+// One batch, one atomic statement: lock the agent's row, skip what is at or
+// below its high-water sequence, store the new valid results, quarantine the
+// new invalid ones, advance the high-water mark. The caller acks only after
+// this resolves, so an Ack always means "in PostgreSQL", and a resend after
+// any failure is recognised and not stored twice. Two aggregator replicas
+// holding streams of the same agent serialise on the row lock.
+//
+// Why one statement (data-modifying CTEs over json_to_recordset) and not
+// BEGIN; COPY; UPDATE; COMMIT: postgres.js 3.4.9 crashes the process with an
+// uncatchable TypeError when a connection dies inside sql.begin() (its own
+// ROLLBACK writes to the closed socket: porsager/postgres#1208), and never
+// settles a COPY that fails after CopyDone (#1173). A single statement is a
+// transaction of its own, needs no ROLLBACK, and costs one round trip; here
+// it stores about as many rows per second as the COPY transaction did
+// (docs/benchmarks.md, bench/ingest). Pinned by test/ingest/db-outage.test.ts.
+import type { Db } from "../db/connect.ts";
+import { TargetCache } from "./targets.ts";
 import type { Checked, ValidResult } from "./validate.ts";
 
 export interface BatchRow {
@@ -23,16 +30,9 @@ export interface StoredResult extends ValidResult {
   late: boolean;
 }
 
-/**
- * How rows reach `results`. Both are one statement per batch; bench/ingest
- * measures them side by side (docs/benchmarks.md) and COPY is the default.
- */
-export type InsertMethod = "copy" | "unnest";
-
 export interface StoreOptions {
   /** A result whose start is older than this on arrival is stored with late = true. */
   lateAfterMs: number;
-  insertMethod?: InsertMethod;
 }
 
 export type BatchOutcome =
@@ -47,9 +47,6 @@ export type BatchOutcome =
   /** The agent is disabled (revoked) or unknown in the database: nothing was written. */
   | { kind: "refused"; reason: string };
 
-const RESULT_COLUMNS = `site, agent_id, seq, target_id, started_at, duration_ms, healthy,
-  failure_class, failure_message, operations, above_threshold, late, received_at`;
-
 export async function storeBatch(
   sql: Db,
   targets: TargetCache,
@@ -58,113 +55,111 @@ export async function storeBatch(
   receivedAtMs: number,
   opts: StoreOptions,
 ): Promise<BatchOutcome> {
-  const last = rows.at(-1)?.seq;
-  let pending: PendingTargets = new Map();
-  const outcome = await sql.begin(async (tx): Promise<BatchOutcome> => {
-    const agentRows = await tx`
-      SELECT high_water_seq, disabled FROM agents WHERE agent_id = ${identity.agent} FOR UPDATE`;
-    const agent = agentRows[0];
-    if (agent === undefined) return { kind: "refused", reason: `agent ${identity.agent} is not registered` };
-    if (agent["disabled"] === true) return { kind: "refused", reason: `agent ${identity.agent} is disabled` };
-    const previousHighWater = agent["high_water_seq"] as bigint;
+  const valid: { seq: bigint; result: ValidResult }[] = [];
+  const invalid: { seq: bigint; reason: string; raw: Uint8Array }[] = [];
+  for (const r of rows) {
+    if (r.checked.ok) valid.push({ seq: r.seq, result: r.checked.result });
+    else invalid.push({ seq: r.seq, reason: r.checked.reason, raw: r.raw ?? new Uint8Array() });
+  }
+  // Targets first, in their own statement: a target row without results is
+  // harmless, and a steady stream hits the cache and writes none.
+  const ids = await targets.resolve(
+    sql,
+    identity.site,
+    valid.map((v) => v.result.target),
+  );
+  const candidates: StoredResult[] = valid.map(({ seq, result }) => ({
+    ...result,
+    seq,
+    targetId: ids.get(TargetCache.key(identity.site, result.target))!,
+    late: receivedAtMs - result.startedAtMs > opts.lateAfterMs,
+  }));
+  const last = rows.at(-1)?.seq ?? 0n;
+  const receivedAt = new Date(receivedAtMs);
 
-    const fresh = rows.filter((r) => r.seq > previousHighWater);
-    const valid: { seq: bigint; result: ValidResult }[] = [];
-    const quarantined: { seq: bigint; reason: string; raw: Uint8Array }[] = [];
-    for (const r of fresh) {
-      if (r.checked.ok) valid.push({ seq: r.seq, result: r.checked.result });
-      else quarantined.push({ seq: r.seq, reason: r.checked.reason, raw: r.raw ?? new Uint8Array() });
-    }
-
-    const resolved = await targets.resolve(
-      tx,
-      identity.site,
-      valid.map((v) => v.result.target),
+  const out = await sql`
+    WITH a AS (
+      SELECT high_water_seq AS hw FROM agents
+      WHERE agent_id = ${identity.agent} AND NOT disabled
+      FOR UPDATE
+    ),
+    ins AS (
+      INSERT INTO results (site, agent_id, seq, target_id, started_at, duration_ms, healthy,
+                           failure_class, failure_message, operations, above_threshold, late, received_at)
+      SELECT ${identity.site}, ${identity.agent}, x.seq, x.target_id, x.started_at, x.duration_ms, x.healthy,
+             x.failure_class, x.failure_message, x.operations, x.above_threshold, x.late, ${receivedAt}
+      FROM a, json_to_recordset(${resultsJson(candidates)}::text::json) AS x(
+        seq bigint, target_id bigint, started_at timestamptz, duration_ms double precision, healthy boolean,
+        failure_class text, failure_message text, operations jsonb, above_threshold text[], late boolean)
+      WHERE x.seq > a.hw
+      RETURNING 1
+    ),
+    q AS (
+      INSERT INTO quarantined_results (site, agent_id, seq, reason, raw, received_at)
+      SELECT ${identity.site}, ${identity.agent}, y.seq, y.reason, decode(y.raw, 'base64'), ${receivedAt}
+      FROM a, json_to_recordset(${quarantineJson(invalid)}::text::json) AS y(seq bigint, reason text, raw text)
+      WHERE y.seq > a.hw
+      RETURNING 1
+    ),
+    u AS (
+      UPDATE agents SET high_water_seq = greatest(a.hw, ${last}), last_seen = now()
+      FROM a WHERE agents.agent_id = ${identity.agent}
+      RETURNING a.hw AS previous, agents.high_water_seq AS high_water
+    )
+    SELECT u.previous, u.high_water, (SELECT count(*) FROM ins) AS inserted, (SELECT count(*) FROM q) AS quarantined
+    FROM u`;
+  const row = out[0];
+  if (row === undefined) {
+    return { kind: "refused", reason: `agent ${identity.agent} is disabled or not registered` };
+  }
+  const previousHighWater = row["previous"] as bigint;
+  const stored = candidates.filter((c) => c.seq > previousHighWater);
+  const quarantined = invalid
+    .filter((q) => q.seq > previousHighWater)
+    .map(({ seq, reason }) => ({ seq, reason }));
+  // The statement's own counts must agree with what we report and feed to metrics.
+  if (Number(row["inserted"]) !== stored.length || Number(row["quarantined"]) !== quarantined.length) {
+    throw new Error(
+      `batch ${rows[0]?.seq}-${last}: stored ${row["inserted"]}/${stored.length}, quarantined ${row["quarantined"]}/${quarantined.length}`,
     );
-    pending = resolved.pending;
-    const stored: StoredResult[] = valid.map(({ seq, result }) => ({
-      ...result,
-      seq,
-      targetId: resolved.ids.get(TargetCache.key(identity.site, result.target))!,
-      late: receivedAtMs - result.startedAtMs > opts.lateAfterMs,
-    }));
-    if (stored.length > 0) {
-      const receivedAt = new Date(receivedAtMs);
-      if ((opts.insertMethod ?? "copy") === "copy") await copyResults(tx, identity, stored, receivedAt);
-      else await unnestResults(tx, identity, stored, receivedAt);
-    }
-    if (quarantined.length > 0) {
-      await tx`INSERT INTO quarantined_results ${tx(
-        quarantined.map((q) => ({
-          site: identity.site,
-          agent_id: identity.agent,
-          seq: q.seq,
-          reason: q.reason,
-          raw: Buffer.from(q.raw),
-        })),
-      )}`;
-    }
-    const highWater = last !== undefined && last > previousHighWater ? last : previousHighWater;
-    await tx`UPDATE agents SET high_water_seq = ${highWater}, last_seen = now() WHERE agent_id = ${identity.agent}`;
-    return {
-      kind: "stored",
-      previousHighWater,
-      highWater,
-      stored,
-      duplicates: rows.length - fresh.length,
-      quarantined: quarantined.map(({ seq, reason }) => ({ seq, reason })),
-    };
-  });
-  if (outcome.kind === "stored") targets.commit(pending);
-  return outcome;
+  }
+  return {
+    kind: "stored",
+    previousHighWater,
+    highWater: row["high_water"] as bigint,
+    stored,
+    duplicates: rows.length - stored.length - quarantined.length,
+    quarantined,
+  };
 }
 
-function operationsJson(r: ValidResult): string {
+function resultsJson(results: readonly StoredResult[]): string {
   return JSON.stringify(
-    r.operations.map((o) => ({ operation: o.operation, samples_ms: o.samplesMs, failures: o.failures })),
+    results.map((r) => ({
+      seq: r.seq.toString(),
+      target_id: r.targetId.toString(),
+      started_at: new Date(r.startedAtMs).toISOString(),
+      duration_ms: r.durationMs,
+      healthy: r.healthy,
+      failure_class: r.failureClass,
+      failure_message: r.failureMessage,
+      operations: r.operations.map((o) => ({
+        operation: o.operation,
+        samples_ms: o.samplesMs,
+        failures: o.failures,
+      })),
+      above_threshold: r.aboveThreshold,
+      late: r.late,
+    })),
   );
 }
 
-async function copyResults(
-  tx: Tx,
-  identity: { site: string; agent: string },
-  stored: readonly StoredResult[],
-  receivedAt: Date,
-): Promise<void> {
-  const site = copyField(identity.site);
-  const agent = copyField(identity.agent);
-  const received = receivedAt.toISOString();
-  let text = "";
-  for (const r of stored) {
-    text +=
-      `${site}\t${agent}\t${r.seq}\t${r.targetId}\t${new Date(r.startedAtMs).toISOString()}\t${r.durationMs}\t` +
-      `${r.healthy ? "t" : "f"}\t${copyField(r.failureClass)}\t${copyField(r.failureMessage)}\t` +
-      `${copyField(operationsJson(r))}\t${copyIdentArray(r.aboveThreshold)}\t${r.late ? "t" : "f"}\t${received}\n`;
-  }
-  await copyIn(tx, `COPY results (${RESULT_COLUMNS}) FROM STDIN`, text);
-}
-
-async function unnestResults(
-  tx: Tx,
-  identity: { site: string; agent: string },
-  stored: readonly StoredResult[],
-  receivedAt: Date,
-): Promise<void> {
-  await tx`
-    INSERT INTO results (${tx.unsafe(RESULT_COLUMNS)})
-    SELECT ${identity.site}, ${identity.agent}, u.seq, u.target_id, u.started_at, u.duration_ms, u.healthy,
-           u.failure_class, u.failure_message, u.operations::jsonb, u.above_threshold::text[], u.late, ${receivedAt}
-    FROM unnest(
-      ${stored.map((r) => r.seq.toString())}::bigint[],
-      ${stored.map((r) => r.targetId.toString())}::bigint[],
-      ${stored.map((r) => new Date(r.startedAtMs).toISOString())}::timestamptz[],
-      ${stored.map((r) => r.durationMs)}::double precision[],
-      ${stored.map((r) => (r.healthy ? "t" : "f"))}::boolean[],
-      ${stored.map((r) => r.failureClass) as never}::text[],
-      ${stored.map((r) => r.failureMessage) as never}::text[],
-      ${stored.map(operationsJson)}::text[],
-      ${stored.map((r) => copyIdentArray(r.aboveThreshold))}::text[],
-      ${stored.map((r) => (r.late ? "t" : "f"))}::boolean[]
-    ) AS u(seq, target_id, started_at, duration_ms, healthy, failure_class, failure_message, operations,
-           above_threshold, late)`;
+function quarantineJson(invalid: readonly { seq: bigint; reason: string; raw: Uint8Array }[]): string {
+  return JSON.stringify(
+    invalid.map((q) => ({
+      seq: q.seq.toString(),
+      reason: q.reason,
+      raw: Buffer.from(q.raw).toString("base64"),
+    })),
+  );
 }

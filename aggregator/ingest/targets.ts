@@ -3,7 +3,7 @@
 // ones this process has not seen with exactly these details, so a steady
 // stream of results costs no target writes at all.
 import { targetKey } from "../../shared/result.ts";
-import type { Tx } from "../db/connect.ts";
+import type { Db } from "../db/connect.ts";
 import type { ValidTarget } from "./validate.ts";
 
 interface Known {
@@ -19,9 +19,6 @@ function details(t: ValidTarget): string {
   return JSON.stringify([t.name, t.port, labels]);
 }
 
-/** Pending ids learnt inside a transaction; they become known only once it commits. */
-export type PendingTargets = Map<string, Known>;
-
 export class TargetCache {
   readonly #known = new Map<string, Known>();
 
@@ -30,15 +27,11 @@ export class TargetCache {
   }
 
   /**
-   * Ids for the given targets of one site, upserting those unknown or changed.
-   * Rows are written in key order so that two transactions touching the same
-   * targets cannot deadlock. Call commit(pending) after the transaction commits.
+   * Ids for the given targets of one site, upserting (in one statement, its
+   * own transaction) those unknown or changed. Rows are written in key order
+   * so that two replicas upserting the same targets cannot deadlock.
    */
-  async resolve(
-    tx: Tx,
-    site: string,
-    targets: Iterable<ValidTarget>,
-  ): Promise<{ ids: Map<string, bigint>; pending: PendingTargets }> {
+  async resolve(sql: Db, site: string, targets: Iterable<ValidTarget>): Promise<Map<string, bigint>> {
     const ids = new Map<string, bigint>();
     const toWrite = new Map<string, ValidTarget>();
     for (const t of targets) {
@@ -48,11 +41,10 @@ export class TargetCache {
       if (known !== undefined && known.details === details(t)) ids.set(key, known.id);
       else toWrite.set(key, t);
     }
-    const pending: PendingTargets = new Map();
-    if (toWrite.size === 0) return { ids, pending };
+    if (toWrite.size === 0) return ids;
 
     const rows = [...toWrite.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, t]) => t);
-    const written = await tx`
+    const written = await sql`
       INSERT INTO targets (site, address, port, domain, share, basedir, name, labels)
       SELECT ${site}, * FROM unnest(
         ${rows.map((t) => t.address)}::text[], ${rows.map((t) => t.port)}::integer[],
@@ -73,12 +65,8 @@ export class TargetCache {
       if (t === undefined) continue;
       const id = row["id"] as bigint;
       ids.set(key, id);
-      pending.set(key, { id, details: details(t) });
+      this.#known.set(key, { id, details: details(t) });
     }
-    return { ids, pending };
-  }
-
-  commit(pending: PendingTargets): void {
-    for (const [key, known] of pending) this.#known.set(key, known);
+    return ids;
   }
 }

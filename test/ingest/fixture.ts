@@ -57,7 +57,6 @@ export const DEFAULT_TEST_SETTINGS: IngestSettings = {
   clockSkewWarnMs: 30_000,
   lateAfterMs: 120_000,
   disabledAgents: new Set(),
-  insertMethod: "copy",
   maxMessageBytes: 64 * 1024,
 };
 
