@@ -109,7 +109,7 @@ describe("bad input on one stream", () => {
     expect(await stored("bad-fields")).toEqual([1n, 8n]);
     const q =
       await fx.sql`SELECT seq, reason, raw FROM quarantined_results WHERE agent_id = 'bad-fields' ORDER BY seq`;
-    expect(q.map((row) => row["seq"])).toEqual([2n, 3n, 4n, 5n, 6n, 7n]);
+    expect(q.map((row) => row["seq"] as bigint)).toEqual([2n, 3n, 4n, 5n, 6n, 7n]);
     expect(q[5]?.["reason"]).toBe("results[6].duration_ms: not a finite number (NaN)");
     // The raw bytes are the result as received, decodable for inspection.
     const raw = fromBinary(ResultSchema, q[0]?.["raw"] as Buffer);
