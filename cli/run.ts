@@ -20,6 +20,14 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandMod
     summary: "run every probe once now and print the results",
     load: () => import("../agent/probe-command.ts"),
   },
+  aggregator: {
+    summary: "ingest agent streams into PostgreSQL; serve /metrics",
+    load: () => import("../aggregator/main.ts"),
+  },
+  migrate: {
+    summary: "apply database migrations and exit",
+    load: () => import("../aggregator/migrate-command.ts"),
+  },
 };
 
 export const USAGE = `usage: smbfleet <command> [options]

@@ -1,0 +1,209 @@
+// `smbfleet aggregator --config F`: migrate the database, then serve gRPC
+// ingest, /metrics /healthz /readyz, and run the maintenance job, until the
+// signal main.ts aborts for SIGTERM/SIGINT. Shutdown: refuse new streams, let
+// each stream commit and ack the batch in hand (the rest stays unacked and is
+// resent elsewhere), close HTTP, stop maintenance, close the pools, exit 0.
+import type { CommandIo } from "../cli/types.ts";
+import { VERSION } from "../cli/run.ts";
+import { parseCommandLine } from "../agent/command-config.ts";
+import { Backoff } from "../shared/backoff.ts";
+import { loadAggregatorConfig } from "../shared/config/aggregator.ts";
+import { ConfigError, formatProblem } from "../shared/config/problems.ts";
+import type { AggregatorConfig } from "../shared/config/types.ts";
+import { SmbfleetError, errorMessage, isSmbfleetError } from "../shared/errors.ts";
+import { startHttpServer, type RunningHttpServer } from "../shared/http/server.ts";
+import { createLogger, type Logger } from "../shared/logger.ts";
+import { serverCredentials } from "../shared/tls/credentials.ts";
+import { loadTlsFiles } from "../shared/tls/files.ts";
+import { closeDatabase, connectDatabase, MAINTENANCE_STATEMENT_TIMEOUT_MS, type Db } from "./db/connect.ts";
+import { startMaintenance, type Maintenance } from "./db/maintenance.ts";
+import { migrate, schemaStatus } from "./db/migrate.ts";
+import { AgentRateLimits } from "./ingest/rate-limit.ts";
+import { startIngestServer, type RunningIngestServer } from "./ingest/server.ts";
+import { TargetCache } from "./ingest/targets.ts";
+import { AggregatorMetrics } from "./metrics/aggregator-metrics.ts";
+
+const USAGE = `usage: smbfleet aggregator --config FILE
+
+Applies database migrations, then accepts agent streams on [server]
+grpc_listen (mTLS), stores results in PostgreSQL, and serves /metrics,
+/healthz and /readyz on [server] http_listen, until SIGTERM/SIGINT.
+
+options:
+  -c, --config FILE   aggregator.toml
+  -h, --help          this text
+`;
+
+/** Start-up keeps trying an unreachable database this long before giving up (a database container may start later). */
+const STARTUP_DB_WAIT_MS = 120_000;
+
+export async function run(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  signal: AbortSignal,
+  io: CommandIo,
+): Promise<number> {
+  const config = loadFromCommandLine(argv, env, io, USAGE);
+  if (typeof config === "number") return config;
+  return runAggregator(config, createLogger("aggregator"), signal);
+}
+
+/** --config FILE, loaded and validated; an exit code when that failed (problems printed). */
+export function loadFromCommandLine(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  io: CommandIo,
+  usage: string,
+): AggregatorConfig | number {
+  const args = parseCommandLine(argv, { config: { type: "string", short: "c" } }, usage, io);
+  if (!args.ok) return args.exitCode;
+  const file = args.value["config"];
+  if (typeof file !== "string") {
+    io.stderr(`--config is required\n\n${usage}`);
+    return 2;
+  }
+  try {
+    return loadAggregatorConfig(file, env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const p of err.problems) io.stderr(`${formatProblem(p)}\n`);
+      if (err.problems.length === 0) io.stderr(`${err.message}\n`);
+      return 1;
+    }
+    if (isSmbfleetError(err)) {
+      io.stderr(`${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+/** Migrates, retrying while the database is unreachable, until it succeeds, the wait is over or the signal aborts. */
+export async function migrateWithRetry(sql: Db, logger: Logger, signal: AbortSignal): Promise<void> {
+  const backoff = new Backoff({ initialMs: 500, maxMs: 10_000 });
+  const deadline = Date.now() + STARTUP_DB_WAIT_MS;
+  for (;;) {
+    try {
+      await migrate(sql, { logger });
+      return;
+    } catch (err) {
+      // A failing migration is not "unreachable": retrying cannot fix it.
+      if (isSmbfleetError(err, "MIGRATION_FAILED") && !isConnectionError(err.cause)) throw err;
+      if (Date.now() > deadline || signal.aborted) throw err;
+      logger.warn({ err: errorMessage(err) }, "database not reachable yet; retrying");
+      if (!(await backoff.sleep(signal))) throw err;
+    }
+  }
+}
+
+function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return (
+    typeof code === "string" &&
+    (/^CONNECT|^CONNECTION_/.test(code) || /^E[A-Z]+$/.test(code) || code === "57P03")
+  );
+}
+
+export async function runAggregator(
+  config: AggregatorConfig,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<number> {
+  for (const w of config.warnings) logger.warn({ problem: w }, formatProblem(w));
+  logger.info({ version: VERSION, config }, "effective config");
+  if (config.server.insecure) {
+    logger.warn(
+      "server.insecure = true: plain-text gRPC, agent identity taken from Hello; loopback demos only",
+    );
+  }
+
+  const sql = connectDatabase({ url: config.database.url, poolSize: config.database.poolSize, logger });
+  const maintenanceSql = connectDatabase({
+    url: config.database.url,
+    poolSize: 1,
+    logger,
+    statementTimeoutMs: MAINTENANCE_STATEMENT_TIMEOUT_MS,
+    applicationName: "smbfleet-aggregator-maintenance",
+  });
+  let grpc: RunningIngestServer | null = null;
+  let http: RunningHttpServer | null = null;
+  let maintenance: Maintenance | null = null;
+  const stop = async (): Promise<void> => {
+    await grpc?.close();
+    await http?.close();
+    await maintenance?.stop();
+    await Promise.all([closeDatabase(sql), closeDatabase(maintenanceSql)]);
+  };
+
+  try {
+    const credentials = config.server.insecure ? null : serverCredentials(await tlsFiles(config, logger));
+    await migrateWithRetry(sql, logger, signal);
+    maintenance = startMaintenance(maintenanceSql, logger, {
+      rawDays: config.retention.rawDays,
+      rollupDays: config.retention.rollupDays,
+    });
+    // Today's partitions before the first batch.
+    await maintenance.runOnce();
+    const metrics = new AggregatorMetrics();
+    grpc = await startIngestServer({
+      listen: config.server.grpcListen,
+      credentials,
+      maxMessageBytes: config.server.maxMessageBytes,
+      deps: {
+        sql,
+        targets: new TargetCache(),
+        metrics,
+        logger,
+        limits: new AgentRateLimits(config.ingest.maxResultsPerSecondPerAgent),
+        serverVersion: VERSION,
+        settings: {
+          insecure: config.server.insecure,
+          maxFutureSkewMs: config.ingest.maxFutureSkewSeconds * 1000,
+          clockSkewWarnMs: config.ingest.clockSkewWarnSeconds * 1000,
+          lateAfterMs: config.ingest.lateAfterSeconds * 1000,
+          disabledAgents: new Set(config.agents.disabled),
+          maxMessageBytes: config.server.maxMessageBytes,
+        },
+      },
+    });
+    http = await startHttpServer({
+      listen: config.server.httpListen,
+      registry: metrics.registry,
+      logger,
+      readiness: [
+        {
+          name: "database",
+          check: async () => {
+            try {
+              return await schemaStatus(sql);
+            } catch (err) {
+              return `unreachable: ${errorMessage(err)}`;
+            }
+          },
+        },
+      ],
+    });
+  } catch (err) {
+    logger.error({ err: errorMessage(err) }, `aggregator failed to start: ${errorMessage(err)}`);
+    await stop();
+    return 1;
+  }
+
+  logger.info({ grpc: grpc.port, http: http.port, insecure: config.server.insecure }, "aggregator started");
+  if (!signal.aborted) {
+    await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+  }
+  logger.info({ reason: errorMessage(signal.reason) }, "aggregator stopping");
+  await stop();
+  logger.info("aggregator stopped");
+  return 0;
+}
+
+async function tlsFiles(config: AggregatorConfig, logger: Logger) {
+  // Never fall back to plain text: mTLS is required unless insecure is explicit.
+  if (config.tls === null)
+    throw new SmbfleetError("CONFIG_INVALID", "[tls] is required unless server.insecure = true");
+  const files = await loadTlsFiles(config.tls);
+  for (const w of files.warnings) logger.warn({ tls: w }, w);
+  return files;
+}
