@@ -55,7 +55,7 @@ export async function rollup5m(sql: Db, opts: { settleSeconds?: number } = {}): 
       JOIN results r
         ON r.target_id = d.target_id
        AND r.started_at >= d.bucket AND r.started_at < d.bucket + INTERVAL '5 minutes'
-      CROSS JOIN LATERAL jsonb_array_elements(r.operations) o
+      CROSS JOIN LATERAL json_array_elements(r.operations) o
     ),
     per_op AS (
       SELECT bucket, target_id, operation, count(*)::integer AS runs, sum(failures)::integer AS failures
@@ -66,7 +66,7 @@ export async function rollup5m(sql: Db, opts: { settleSeconds?: number } = {}): 
              count(*)::integer AS samples, min(ms) AS min_ms, max(ms) AS max_ms, sum(ms) AS sum_ms,
              percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50_ms,
              percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95_ms
-      FROM ops CROSS JOIN LATERAL jsonb_array_elements_text(ops.samples) s(v)
+      FROM ops CROSS JOIN LATERAL json_array_elements_text(ops.samples) s(v)
       CROSS JOIN LATERAL (SELECT s.v::double precision AS ms) x
       GROUP BY bucket, target_id, operation
     ),

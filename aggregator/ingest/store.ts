@@ -90,7 +90,7 @@ export async function storeBatch(
              x.failure_class, x.failure_message, x.operations, x.above_threshold, x.late, ${receivedAt}
       FROM a, json_to_recordset(${resultsJson(candidates)}::text::json) AS x(
         seq bigint, target_id bigint, started_at timestamptz, duration_ms double precision, healthy boolean,
-        failure_class text, failure_message text, operations jsonb, above_threshold text[], late boolean)
+        failure_class text, failure_message text, operations json, above_threshold text[], late boolean)
       WHERE x.seq > a.hw
       RETURNING 1
     ),
@@ -133,25 +133,29 @@ export async function storeBatch(
   };
 }
 
+/**
+ * The batch as a JSON array for json_to_recordset, written by hand: it is the
+ * hottest loop of ingest, and building objects for JSON.stringify doubled its
+ * cost and garbage. Only validated values reach it: operation names are known
+ * identifiers and numbers are finite, so both are valid JSON as they print;
+ * free text goes through JSON.stringify.
+ */
 function resultsJson(results: readonly StoredResult[]): string {
-  return JSON.stringify(
-    results.map((r) => ({
-      seq: r.seq.toString(),
-      target_id: r.targetId.toString(),
-      started_at: new Date(r.startedAtMs).toISOString(),
-      duration_ms: r.durationMs,
-      healthy: r.healthy,
-      failure_class: r.failureClass,
-      failure_message: r.failureMessage,
-      operations: r.operations.map((o) => ({
-        operation: o.operation,
-        samples_ms: o.samplesMs,
-        failures: o.failures,
-      })),
-      above_threshold: r.aboveThreshold,
-      late: r.late,
-    })),
-  );
+  let out = "[";
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i]!;
+    let ops = "";
+    for (const o of r.operations) {
+      ops += `${ops === "" ? "" : ","}{"operation":"${o.operation}","samples_ms":[${o.samplesMs.join(",")}],"failures":${o.failures}}`;
+    }
+    out +=
+      `${i === 0 ? "" : ","}{"seq":${r.seq},"target_id":${r.targetId},` +
+      `"started_at":"${new Date(r.startedAtMs).toISOString()}","duration_ms":${r.durationMs},` +
+      `"healthy":${r.healthy},"failure_class":${JSON.stringify(r.failureClass)},` +
+      `"failure_message":${JSON.stringify(r.failureMessage)},"operations":[${ops}],` +
+      `"above_threshold":[${r.aboveThreshold.map((a) => `"${a}"`).join(",")}],"late":${r.late}}`;
+  }
+  return `${out}]`;
 }
 
 function quarantineJson(invalid: readonly { seq: bigint; reason: string; raw: Uint8Array }[]): string {
