@@ -86,6 +86,7 @@ export class AgentStream {
   #lastSeq: bigint | null = null;
   /** After a rate-limit refusal: later batches wait until this seq is resent. */
   #resendFrom: bigint | null = null;
+  #skewWarned = false;
   /** Resolves when the stream has ended, for whoever waits on shutdown. */
   readonly done: Promise<void>;
   #resolveDone!: () => void;
@@ -344,8 +345,12 @@ export class AgentStream {
   #skew(wallClockMs: bigint): number | null {
     if (wallClockMs === 0n) return null;
     const skewMs = Date.now() - Number(wallClockMs);
-    if (Math.abs(skewMs) > this.#deps.settings.clockSkewWarnMs) {
-      this.#log.warn({ skewSeconds: skewMs / 1000 }, "agent clock is off");
+    const off = Math.abs(skewMs) > this.#deps.settings.clockSkewWarnMs;
+    // Once when it goes off and once when it is back, not on every heartbeat.
+    if (off !== this.#skewWarned) {
+      this.#skewWarned = off;
+      if (off) this.#log.warn({ skewSeconds: skewMs / 1000 }, "agent clock is off");
+      else this.#log.info({ skewSeconds: skewMs / 1000 }, "agent clock is back within the limit");
     }
     return skewMs;
   }
