@@ -1,7 +1,13 @@
 // protoc-gen-es emits no grpc-js service definitions; this maps a GenService
 // onto a grpc-js ServiceDefinition (path /<package.Service>/<Method>, with
 // toBinary/fromBinary as (de)serialisers).
-import { fromBinary, toBinary, type DescMessage, type DescMethod, type MessageShape } from "@bufbuild/protobuf";
+import {
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type DescMethod,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
 
