@@ -35,7 +35,8 @@ const shipper = startShipper(
     agentId: "bench-01",
     agentVersion: "bench",
     targets: [],
-    logger: createLogger("agent", { level: "warn" }),
+    // stdout carries the report; the agent's warnings (reconnects, refusals) go to stderr.
+    logger: createLogger("agent", { level: "warn", destination: process.stderr }),
     options: JSON.parse(optionsJson ?? "{}") as Partial<ShipperOptions>,
     metrics: {
       update(s) {
