@@ -1,6 +1,6 @@
-// CPU time of a PostgreSQL instance, from /proc: the postmaster (with what it
-// reaped from exited backends) plus its live children. Used to show where a
-// drain's time goes besides the agent.
+// CPU time from /proc: of one process, and of a PostgreSQL instance (the
+// postmaster, with what it reaped from exited backends, plus its live
+// children). Used to show where a drain's time goes besides the agent.
 import { readdirSync, readFileSync } from "node:fs";
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on Linux). */
@@ -23,6 +23,11 @@ function readStat(pid: number): Stat | null {
   } catch {
     return null;
   }
+}
+
+/** CPU milliseconds used so far by one process (and the children it reaped). */
+export function processCpuMs(pid: number): number {
+  return ((readStat(pid)?.ticks ?? 0) * 1000) / TICKS_PER_SECOND;
 }
 
 /** CPU milliseconds used so far by the postmaster whose data directory is under `dir`, and its children. */

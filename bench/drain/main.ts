@@ -4,8 +4,8 @@
 // baseline is reading the same rows from SQLite without sending them. The
 // agent runs as its own process (bench/drain/agent.ts) so that its RSS is its
 // own; the receiver runs in this process:
-//   --receiver aggregator (default): the aggregator's ingest server on a
-//     harness PostgreSQL (fsync on), mTLS, its default per-agent rate limit;
+//   --receiver aggregator (default): `smbfleet aggregator` as its own process
+//     with its default config, on a harness PostgreSQL (fsync on), mTLS;
 //   --receiver loopback: a gRPC server that decodes and acks, no database
 //     (the agent's side alone).
 //
@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import { DEFAULT_SHIPPER_OPTIONS, type ShipperOptions } from "../../agent/pusher/options.ts";
 import { serverCredentials } from "../../shared/tls/credentials.ts";
 import { loadTlsFiles } from "../../shared/tls/files.ts";
-import { initCa, issueAgent, issueServer } from "../../shared/tls/pki.ts";
+import { createFleetPki } from "../../test/harness/fleet.ts";
 import { startAggregatorReceiver } from "./aggregator-receiver.ts";
 import type { AgentReport } from "./agent.ts";
 import { fillBuffer, readAll } from "./fill.ts";
@@ -69,17 +69,20 @@ try {
   const baselineMs = readAll(bufferPath, total);
   console.log(`baseline: reading them back in the sender's batches, without sending: ${s(baselineMs)} s`);
 
-  const pki = join(dir, "pki");
-  await initCa(pki);
-  const serverFiles = await issueServer(pki, { ip: ["127.0.0.1"] });
-  const agentFiles = await issueAgent(pki, { site: "bench", agent: AGENT_ID });
-  const creds = serverCredentials(await loadTlsFiles(serverFiles));
-  const aggregator = values.receiver === "aggregator" ? await startAggregatorReceiver(creds) : null;
-  const loopback = aggregator === null ? await startLoopbackReceiver(creds, total) : null;
+  const pki = await createFleetPki(join(dir, "pki"));
+  const agentFiles = await pki.agent("bench", AGENT_ID);
+  const aggregator = values.receiver === "aggregator" ? await startAggregatorReceiver(dir, pki) : null;
+  const loopback =
+    aggregator === null
+      ? await startLoopbackReceiver(
+          serverCredentials(await loadTlsFiles({ ca: pki.ca, cert: pki.serverCert, key: pki.serverKey })),
+          total,
+        )
+      : null;
   const url = aggregator?.url ?? loopback!.url;
   console.log(
     aggregator !== null
-      ? `receiver: the aggregator's ingest server (mTLS, COPY per batch, ack after commit) on PostgreSQL 15 with fsync on; per-agent limit ${aggregator.ratePerSecond} results/s`
+      ? `receiver: smbfleet aggregator (own process, default config, mTLS, ack after commit) on PostgreSQL 15 with fsync on; per-agent limit ${aggregator.ratePerSecond} results/s`
       : "receiver: loopback gRPC server (mTLS, full protobuf decode, ack per batch, no database)",
   );
 
@@ -92,7 +95,7 @@ try {
     JSON.stringify(overrides),
   );
   const receiverCpu0 = process.cpuUsage();
-  const pgCpu0 = aggregator?.postgresCpuMs() ?? 0;
+  const serverCpu0 = aggregator?.cpuMs() ?? { aggregator: 0, postgres: 0 };
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   child.stdout.setEncoding("utf8");
@@ -101,8 +104,8 @@ try {
   const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
   clearTimeout(killer);
   if (code !== 0) throw new Error(`agent process exited with ${code}`);
-  const receiverCpu = process.cpuUsage(receiverCpu0);
-  const pgCpuMs = (aggregator?.postgresCpuMs() ?? 0) - pgCpu0;
+  const loopbackCpu = process.cpuUsage(receiverCpu0);
+  const serverCpu1 = aggregator?.cpuMs() ?? { aggregator: 0, postgres: 0 };
   const r = JSON.parse(out) as AgentReport;
 
   let arrived: string;
@@ -127,8 +130,9 @@ try {
       `  agent start to connected: ${r.connectMs === null ? "-" : s(r.connectMs)} s`,
       `  agent peak RSS: ${Math.round(r.maxRssMb)} MB  (goal ≤ 150 MB)`,
       `  agent CPU: user ${s(r.cpuUserMs)} s, system ${s(r.cpuSystemMs)} s`,
-      `  receiver process CPU meanwhile (${aggregator !== null ? "aggregator" : "loopback server"}): user ${s(receiverCpu.user / 1000)} s, system ${s(receiverCpu.system / 1000)} s` +
-        (aggregator !== null ? `; PostgreSQL CPU: ${s(pgCpuMs)} s` : ""),
+      aggregator !== null
+        ? `  CPU meanwhile: aggregator ${s(serverCpu1.aggregator - serverCpu0.aggregator)} s, PostgreSQL ${s(serverCpu1.postgres - serverCpu0.postgres)} s`
+        : `  CPU meanwhile: loopback server ${s((loopbackCpu.user + loopbackCpu.system) / 1000)} s`,
       `  drain / baseline read: ${r.drainMs === null ? "-" : Math.round((r.drainMs / baselineMs) * 10) / 10}×`,
       ok ? "OK: every result arrived exactly once" : "FAILED: results missing or duplicated",
     ].join("\n"),
