@@ -41,7 +41,14 @@ export async function run(
   const config = loadConfigOrReport(file, env, io);
   if (config === null) return 1;
   const logger = createLogger("agent");
-  return runAgent(config, logger, signal, createProbeCheck({ agentId: agentIdOf(config), logger }));
+  let agentId: string;
+  try {
+    agentId = agentIdOf(config);
+  } catch (err) {
+    io.stderr(`${errorMessage(err)}\n`);
+    return 1;
+  }
+  return runAgent(config, logger, signal, createProbeCheck({ agentId, logger }));
 }
 
 /** The agent from a loaded config until the signal aborts; the exit code. */
@@ -72,7 +79,7 @@ export async function runAgent(
   logger.info(
     {
       agentId: runtime.agentId,
-      site: config.agent.site,
+      site: runtime.site,
       targets: config.probes.length,
       http: `${runtime.http.host}:${runtime.http.port}`,
       mode: config.aggregator === null ? "standalone" : "fleet",

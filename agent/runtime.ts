@@ -4,12 +4,12 @@
 // one place so that start-up and shutdown order are visible at a glance:
 //   start: metrics -> components -> HTTP -> scheduler
 //   stop:  scheduler (no more results) -> components, newest first -> HTTP
-import { hostname } from "node:os";
 import type { AgentConfig } from "../shared/config/types.ts";
 import { errorMessage } from "../shared/errors.ts";
 import { startHttpServer, type ReadinessCheck, type RunningHttpServer } from "../shared/http/server.ts";
 import type { Logger } from "../shared/logger.ts";
 import type { Check } from "./checks/types.ts";
+import { resolveAgentIdentity } from "./identity.ts";
 import { createAgentMetrics, type AgentMetrics } from "./metrics/agent-metrics.ts";
 import { metricsSink, schedulerObserver } from "./metrics/record-result.ts";
 import { logSink } from "./result-log.ts";
@@ -29,6 +29,8 @@ export interface RuntimeComponent {
 export interface ComponentContext {
   config: AgentConfig;
   agentId: string;
+  /** The site, from [agent] site or the certificate; empty when standalone without one. */
+  site: string;
   logger: Logger;
   metrics: AgentMetrics;
 }
@@ -47,6 +49,7 @@ export interface AgentRuntimeOptions {
 
 export interface AgentRuntime {
   readonly agentId: string;
+  readonly site: string;
   readonly metrics: AgentMetrics;
   readonly scheduler: Scheduler;
   readonly http: RunningHttpServer;
@@ -54,17 +57,21 @@ export interface AgentRuntime {
   stop(): Promise<void>;
 }
 
-/** The agent's id: configured, else this host's name (the certificate's name once mTLS lands). */
+/**
+ * The agent's id: configured, else the certificate's agent name, else this
+ * host's name. Throws CONFIG_INVALID when the config and the certificate
+ * disagree (agent/identity.ts).
+ */
 export function agentIdOf(config: AgentConfig): string {
-  return config.agent.id ?? hostname();
+  return resolveAgentIdentity(config).agentId;
 }
 
 export async function startAgentRuntime(opts: AgentRuntimeOptions): Promise<AgentRuntime> {
   const { config, logger } = opts;
   const clock = opts.clock ?? realClock;
-  const agentId = agentIdOf(config);
+  const { agentId, site } = resolveAgentIdentity(config);
   const metrics = createAgentMetrics({
-    site: config.agent.site ?? "",
+    site,
     agentId,
     version: opts.version,
     processMetrics: true,
@@ -85,7 +92,7 @@ export async function startAgentRuntime(opts: AgentRuntimeOptions): Promise<Agen
   let scheduler: Scheduler;
   try {
     for (const factory of opts.components ?? []) {
-      const c = await factory({ config, agentId, logger, metrics });
+      const c = await factory({ config, agentId, site, logger, metrics });
       if (c !== null) started.push(c);
     }
     const sinks: ResultSink[] = [
@@ -132,6 +139,7 @@ export async function startAgentRuntime(opts: AgentRuntimeOptions): Promise<Agen
   let stopping: Promise<void> | null = null;
   return {
     agentId,
+    site,
     metrics,
     scheduler,
     http,

@@ -35,7 +35,11 @@ export interface BufferOptions {
   /** Clock for created_at and the age limit; tests move it. */
   now?: () => number;
   logger?: Logger;
+  /** Told of every drop, with its reason (the agent's metrics count them by reason). */
+  onDrop?: (reason: DropReason, count: number) => void;
 }
+
+export type DropReason = "bytes" | "age" | "disk_full";
 
 export interface ResultBuffer {
   /** Commits one result (one transaction, fsynced) and returns its sequence number. Never throws for a full buffer: the oldest are dropped instead. */
@@ -134,7 +138,7 @@ export function openBuffer(path: string, limits: BufferLimits, options: BufferOp
   };
 
   /** Deletes the oldest rows up to and including seq and counts them as dropped. Inside a transaction. */
-  const dropThrough = (seq: number, reason: "bytes" | "age" | "disk_full"): number => {
+  const dropThrough = (seq: number, reason: DropReason): number => {
     const gone = st.deleteThrough(seq);
     if (gone.count === 0) return 0;
     count -= gone.count;
@@ -145,6 +149,7 @@ export function openBuffer(path: string, limits: BufferLimits, options: BufferOp
       { dropped: gone.count, droppedTotal, reason, backlog: count, backlogBytes: bytes },
       `buffer over its ${reason === "age" ? "age" : "byte"} limit: dropped the ${gone.count} oldest results`,
     );
+    options.onDrop?.(reason, gone.count);
     return gone.count;
   };
 

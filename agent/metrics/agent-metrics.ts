@@ -52,7 +52,7 @@ export interface AgentMetrics {
   /** For the durable buffer (agent/buffer): set after each write, drop and ack. */
   readonly buffer: {
     setBacklog(results: number, bytes: number, oldestAgeSeconds: number): void;
-    dropped(reason: "max_bytes" | "max_age", count: number): void;
+    dropped(reason: "max_bytes" | "max_age" | "disk_full", count: number): void;
   };
   /** For the sender (agent/pusher). */
   readonly aggregator: {
