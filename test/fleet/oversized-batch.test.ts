@@ -1,0 +1,69 @@
+// The sender against an aggregator whose [server] max_message_bytes is below
+// the sender's batch size (the config allows any value from 1 KiB): the
+// aggregator refuses each batch in-band with RESOURCE_EXHAUSTED — the code it
+// also uses for its rate limit — and the sender's reject table says "retry,
+// however often" for that code. Nothing makes the batch smaller, so the same
+// batch is refused forever and the whole backlog behind it stalls.
+// Expected: the backlog is delivered (e.g. the sender shrinks a batch the
+// aggregator refused as too large, or learns the limit from Welcome).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openBuffer } from "../../agent/buffer/buffer.ts";
+import { startShipper } from "../../agent/pusher/shipper.ts";
+import { silentLogger } from "../../shared/logger.ts";
+import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
+import { startIngestFixture, type IngestFixture } from "../ingest/fixture.ts";
+import { sleep } from "./fixture.ts";
+import { FAST_RECONNECT, syntheticResult, syntheticTargets } from "./synthetic-agent.ts";
+
+/** The smallest value [server] max_message_bytes accepts is 1 KiB; 64 KiB is a plausible hardening. */
+const MAX_MESSAGE_BYTES = 64 * 1024;
+const RESULTS = 1_000;
+const WAIT_MS = 15_000;
+
+let pg: RunningPostgres;
+let fx: IngestFixture;
+let dir: string;
+beforeAll(async () => {
+  pg = await startPostgres();
+  fx = await startIngestFixture(pg, "oversized", { settings: { maxMessageBytes: MAX_MESSAGE_BYTES } });
+  dir = mkdtempSync(join(tmpdir(), "smbfleet-oversized-"));
+});
+afterAll(async () => {
+  await fx?.close();
+  await pg?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("aggregator message limit below the sender's batch size", () => {
+  it("still delivers the backlog", async () => {
+    const buffer = openBuffer(join(dir, "buffer.db"), { maxBytes: 1 << 30, maxAgeSeconds: 86_400 });
+    const targets = syntheticTargets(10);
+    buffer.appendMany(
+      Array.from({ length: RESULTS }, (_, i) => syntheticResult(targets[i % 10]!, Date.now(), `m${i}`)),
+    );
+    const abort = new AbortController();
+    const shipper = startShipper(
+      {
+        buffer,
+        aggregator: { url: `127.0.0.1:${fx.server.port}`, ca: null, cert: null, key: null, insecure: true },
+        site: "paris",
+        agentId: "paris-01",
+        agentVersion: "0.0.0-test",
+        targets,
+        logger: silentLogger(),
+        options: FAST_RECONNECT,
+      },
+      abort.signal,
+    );
+    const deadline = Date.now() + WAIT_MS;
+    while (buffer.backlog().count > 0 && Date.now() < deadline) await sleep(100);
+    const status = shipper.status();
+    await shipper.stop();
+    buffer.close();
+    // What happens today: every batch is ~140 KB, refused, resent, refused … (status.rejects grows).
+    expect({ backlog: status.backlog, acked: status.ackedResults }).toEqual({ backlog: 0, acked: RESULTS });
+  });
+});
