@@ -44,6 +44,9 @@ export interface AgentsReport {
   /** Streams opened beyond the first per agent (reconnects). */
   reconnects: number;
   rejects: number;
+  /** Batches and results sent (resends included): results per batch as the aggregator saw them. */
+  sentBatches: number;
+  sentResults: number;
   /** accept → ack, ms, one per result acked while producing or draining. */
   latenciesMs: number[];
   cpuMs: number;
@@ -184,6 +187,8 @@ const report: AgentsReport = {
   backlogAfterDrain: backlog(),
   reconnects: statuses.reduce((n, s) => n + Math.max(0, s.connects - 1), 0),
   rejects: statuses.reduce((n, s) => n + s.rejects, 0),
+  sentBatches: statuses.reduce((n, s) => n + s.sentBatches, 0),
+  sentResults: statuses.reduce((n, s) => n + s.sentResults, 0),
   latenciesMs: latencies,
   cpuMs: (cpu.user + cpu.system) / 1000,
   maxRssBytes: process.resourceUsage().maxRSS * 1024,

@@ -63,6 +63,9 @@ const DRAIN_MS = 30_000;
 const CONNECT_DEADLINE_MS = 180_000;
 /** More than this many seconds of production unacked when production stops means a queue was building. */
 const BEHIND_SECONDS = 2;
+/** Long enough to measure a slow /metrics (Prometheus itself gives up after 10 s by default). */
+const SCRAPE_TIMEOUT_MS = 120_000;
+const PROMETHEUS_SCRAPE_TIMEOUT_MS = 10_000;
 /** RSS is sampled this often. */
 const SAMPLE_MS = 500;
 
@@ -89,6 +92,8 @@ interface PhaseResult {
   backlogAfterDrain: number;
   reconnects: number;
   rejects: number;
+  /** As the senders batched them (resends included). */
+  resultsPerBatch: number;
 }
 
 const mb = (b: number): number => Math.round(b / 1048576);
@@ -201,11 +206,24 @@ try {
       backlogAfterDrain: sum((r) => r.backlogAfterDrain),
       reconnects: sum((r) => r.reconnects),
       rejects: sum((r) => r.rejects),
+      resultsPerBatch: round(sum((r) => r.sentResults) / sum((r) => r.sentBatches), 2),
     };
   };
 
   const baseline = await runPhase("baseline", baselineNames, baselineTargets, 1, BASELINE_DURATION_MS);
   const fleet = await runPhase("fleet", fleetNames, TARGETS, PROCESSES, DURATION_MS);
+  // Outside every measured window: rendering every agent's and target's series is itself work
+  // (and allocation) for the aggregator, as a Prometheus scrape would be.
+  const scrapeCpu0 = cpuMs(agg.pid);
+  const scraped = await scrape(agg.httpPort);
+  const scrapeCpuMs = cpuMs(agg.pid) - scrapeCpu0;
+  const rssAfterScrape = rssBytes(agg.pid);
+  // When a phase fell behind, what the aggregator's connections were doing and what it logged.
+  const activity = await sql<{ state: string | null; wait: string | null; query: string; n: number }[]>`
+    SELECT state, wait_event_type || ':' || wait_event AS wait, left(query, 80) AS query, count(*)::int AS n
+    FROM pg_stat_activity WHERE application_name LIKE 'smbfleet-aggregator%'
+    GROUP BY 1, 2, 3 ORDER BY n DESC`;
+  const problems = agg.logs.filter((l) => (l.level ?? 0) >= 40);
   await sql.end();
   await agg.stop();
 
@@ -230,6 +248,7 @@ try {
     ["ack latency p50 ms", (p) => p.p50],
     ["ack latency p99 ms", (p) => p.p99],
     ["ack latency max ms", (p) => p.max],
+    ["results per batch", (p) => p.resultsPerBatch],
   ];
   console.table(
     Object.fromEntries(
@@ -238,6 +257,14 @@ try {
         { baseline: f(baseline), fleet: f(fleet), "fleet/baseline": ratio(f) },
       ]),
     ),
+  );
+  console.log(
+    `GET /metrics with ${AGENTS + BASELINE_AGENTS} agents' series: ${Math.round(scraped.ms)} ms, ` +
+      `${Math.round(scrapeCpuMs)} ms aggregator CPU, ${mb(scraped.bytes)} MB, ${scraped.lines} lines; ` +
+      `aggregator RSS after it ${mb(rssAfterScrape)} MB` +
+      (scraped.ms > PROMETHEUS_SCRAPE_TIMEOUT_MS
+        ? " (longer than Prometheus' default 10 s scrape timeout)"
+        : ""),
   );
   for (const p of [baseline, fleet]) {
     // Behind: something never landed, a result waited longer than one interval for its ack
@@ -255,9 +282,35 @@ try {
         `${p.connections}/${p.agents} connections, ${p.reconnects} reconnects, ${p.rejects} rejects`,
     );
   }
+  if (fleet.stored !== fleet.produced || baseline.stored !== baseline.produced) {
+    console.log("aggregator's PostgreSQL connections at the end:");
+    console.table(activity.map((a) => ({ ...a })));
+    console.log(`aggregator warnings and errors: ${problems.length}; the last ones:`);
+    for (const l of problems.slice(-10)) console.log(JSON.stringify(l));
+  }
 } finally {
   await pg.stop();
   rmSync(dir, { recursive: true, force: true });
+}
+
+interface Scrape {
+  ms: number;
+  bytes: number;
+  lines: number;
+}
+
+async function scrape(httpPort: number): Promise<Scrape> {
+  const t0 = performance.now();
+  const res = await fetch(`http://127.0.0.1:${httpPort}/metrics`, {
+    signal: AbortSignal.timeout(SCRAPE_TIMEOUT_MS),
+  });
+  const text = await res.text();
+  const ms = performance.now() - t0;
+  return {
+    ms,
+    bytes: Buffer.byteLength(text),
+    lines: text.split("\n").length,
+  };
 }
 
 function pkiFiles(pki: FleetPki, agent: string): { cert: string; key: string } {
