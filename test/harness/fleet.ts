@@ -245,7 +245,7 @@ export interface AgentConfigOptions {
   pki: FleetPki;
   /** Samba to probe, or any host/port (a closed port makes every run an `unreachable` failure). */
   smb: { host: string; port: number; workgroup: string; share: string; user: string; password: string };
-  /** How many [[probes]] (distinct basedir-less shares are not needed: each has its own name and basedir). */
+  /** How many [[probes]]: t0, t1, … on the same share, each in its own remote_basedir (which must exist). */
   targets: number;
   intervalSeconds: number;
 }
@@ -253,8 +253,8 @@ export interface AgentConfigOptions {
 /**
  * Writes dir/agent.toml (+ .secrets.toml, 0600) for `smbfleet agent` shipping
  * to the aggregator with its own certificate; returns the config path. The
- * targets differ by name and remote_basedir (a directory each, created here
- * by the caller's Samba share path), so each is its own target at HQ.
+ * targets differ by name and remote_basedir (t0, t1, …: directories the
+ * caller creates in the share), so each is its own target at HQ.
  */
 export async function writeFleetAgentConfig(o: AgentConfigOptions): Promise<string> {
   mkdirSync(o.dir, { recursive: true });
