@@ -12,7 +12,7 @@
 // Prints both and the ratio (goal ≥ 0.5). Bounded: RESULTS per agent, and
 // every phase has a deadline.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { Client } from "@grpc/grpc-js";
@@ -26,6 +26,7 @@ import { startPostgres } from "../../test/harness/postgres.ts";
 import { TestStream } from "../../test/ingest/fixture.ts";
 import { SimAgent } from "../../test/ingest/sim-agent.ts";
 import { copyCeiling } from "./copy-ceiling.ts";
+import { cpuSeconds, postmasterPid, treeCpuSeconds } from "./process-cpu.ts";
 
 const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const AGENTS = env("BENCH_AGENTS", 4);
@@ -36,10 +37,10 @@ const TARGETS = 10;
 const DEADLINE_MS = 180_000;
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, USER_HZ = 100
+/** This process's CPU seconds: the simulated agents' side. */
+function selfCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -48,6 +49,7 @@ function percentile(sorted: number[], p: number): number {
 
 const dir = mkdtempSync(join(tmpdir(), "smbfleet-bench-ingest-"));
 const pg = await startPostgres({ fsync: true });
+const pgPid = postmasterPid(join(pg.dir, "data"));
 console.log(
   `machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, ` +
     `node ${process.version}, load average ${loadavg()
@@ -128,10 +130,14 @@ max_results_per_second_per_agent = 10000000
       }),
   );
   const cpu0 = cpuSeconds(child.pid!);
+  const pgCpu0 = treeCpuSeconds(pgPid);
+  const selfCpu0 = selfCpuSeconds();
   const t0 = performance.now();
   await Promise.all(agents.map((a) => a.run()));
   const e2eSeconds = (performance.now() - t0) / 1000;
   const aggregatorCpu = cpuSeconds(child.pid!) - cpu0;
+  const pgCpu = treeCpuSeconds(pgPid) - pgCpu0;
+  const selfCpu = selfCpuSeconds() - selfCpu0;
   for (const c of clients) c.close();
   const total = AGENTS * RESULTS;
   const e2eRate = total / e2eSeconds;
@@ -148,14 +154,21 @@ max_results_per_second_per_agent = 10000000
   );
   console.log(
     `  ack latency per batch: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms; ` +
-      `aggregator CPU ${aggregatorCpu.toFixed(1)} s = ${((aggregatorCpu / total) * 1e6).toFixed(1)} µs/result; exit ${code}`,
+      `exit ${code}`,
+  );
+  const us = (cpu: number): string => `${cpu.toFixed(1)} s = ${((cpu / total) * 1e6).toFixed(1)} µs/result`;
+  console.log(
+    `  CPU: aggregator ${us(aggregatorCpu)}, PostgreSQL ${us(pgCpu)}, simulated agents ${us(selfCpu)} ` +
+      `(${((aggregatorCpu + pgCpu + selfCpu) / e2eSeconds).toFixed(2)} of ${cpus().length} cores busy)`,
   );
 
   // --- raw COPY ceiling -------------------------------------------------------
   const copyUrl = await pg.createDatabase("bench_copy");
   const sql = connectDatabase({ url: new Secret(copyUrl), poolSize: AGENTS });
   await migrate(sql);
+  const pgCopy0 = treeCpuSeconds(pgPid);
   const same = await copyCeiling(sql, { connections: AGENTS, rowsPerCopy: BATCH, total, targets: TARGETS });
+  const pgCopyCpu = treeCpuSeconds(pgPid) - pgCopy0;
   await sql`TRUNCATE results`;
   const large = await copyCeiling(sql, { connections: 2, rowsPerCopy: 10_000, total, targets: TARGETS });
   await closeDatabase(sql);
@@ -163,6 +176,9 @@ max_results_per_second_per_agent = 10000000
   console.log(
     `raw COPY: ${Math.round(same)} rows/s (${AGENTS} connections × ${BATCH}-row COPYs), ` +
       `${Math.round(large)} rows/s (2 × 10000-row COPYs); ceiling ${Math.round(ceiling)} rows/s`,
+  );
+  console.log(
+    `  PostgreSQL CPU during the ${AGENTS} × ${BATCH} COPYs: ${((pgCopyCpu / total) * 1e6).toFixed(1)} µs/row`,
   );
   console.log(`ratio end-to-end / ceiling: ${(e2eRate / ceiling).toFixed(2)} (goal ≥ 0.5)`);
 } finally {
