@@ -61,10 +61,10 @@ describe("smbfleet migrate", () => {
     const file = writeConfig(await pg.createDatabase("migrate_cmd"));
     const first = await runCommand(["migrate", "--config", file]);
     expect(first.stderr).toBe("");
-    expect(first.stdout).toMatch(/^applied 0001, 0002, 0003; schema version 3\n$/m);
+    expect(first.stdout).toMatch(/^applied 0001, 0002, 0003, 0004; schema version 4\n$/m);
     expect(first.code).toBe(0);
     const second = await runCommand(["migrate", "--config", file]);
-    expect(second.stdout).toMatch(/^schema is current \(version 3\)\n$/m);
+    expect(second.stdout).toMatch(/^schema is current \(version 4\)\n$/m);
     expect(second.code).toBe(0);
   });
 
