@@ -10,15 +10,7 @@
 // invalid results (quarantined, and the batch is still acked), a batch going
 // backwards on this stream, the rate limit. test/ingest/*.test.ts pin each.
 import { status, type ServerDuplexStream } from "@grpc/grpc-js";
-import { toBinary } from "@bufbuild/protobuf";
-import {
-  ResultSchema,
-  type AgentMessage,
-  type AggregatorMessage,
-  type Batch,
-  type Heartbeat,
-  type Hello,
-} from "../../shared/gen/smbfleet/v1/ingest_pb.js";
+import type { AggregatorMessage, Heartbeat, Hello } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
 import { errorMessage } from "../../shared/errors.ts";
 import type { Decoded } from "../../shared/grpc/service.ts";
 import type { Logger } from "../../shared/logger.ts";
@@ -27,6 +19,7 @@ import { fleetNameProblem } from "../../shared/tls/names.ts";
 import type { Db } from "../db/connect.ts";
 import type { AggregatorMetrics } from "../metrics/aggregator-metrics.ts";
 import { markDisconnected, openAgent, recordHeartbeat, type Identity } from "./agents.ts";
+import { BatchReader } from "./batch-reader.ts";
 import type { AgentRateLimits } from "./rate-limit.ts";
 import {
   ack,
@@ -37,9 +30,10 @@ import {
   welcome,
   type StatusCode,
 } from "./replies.ts";
-import { storeBatch, type BatchRow } from "./store.ts";
+import type { IngestMessage, RawBatch } from "./raw-batch.ts";
+import { storeBatch } from "./store.ts";
 import type { TargetCache } from "./targets.ts";
-import { validateResult, validateTarget, type ValidTarget } from "./validate.ts";
+import { validateTarget, type ValidTarget } from "./validate.ts";
 
 export interface IngestSettings {
   /** Plain-text gRPC: identity comes from Hello (loopback demos only). */
@@ -63,7 +57,7 @@ export interface IngestDeps {
   serverVersion: string;
 }
 
-export type IngestCall = ServerDuplexStream<Decoded<AgentMessage>, AggregatorMessage>;
+export type IngestCall = ServerDuplexStream<Decoded<IngestMessage>, AggregatorMessage>;
 
 /**
  * Messages received but not yet handled before the stream stops reading. An
@@ -76,7 +70,8 @@ export class AgentStream {
   readonly #call: IngestCall;
   readonly #deps: IngestDeps;
   #log: Logger;
-  readonly #queue: { message: Decoded<AgentMessage>; receivedAt: number }[] = [];
+  readonly #queue: { message: Decoded<IngestMessage>; receivedAt: number }[] = [];
+  readonly #reader = new BatchReader();
   #identity: Identity | null = null;
   #connectedAt: Date | null = null;
   #processing: Promise<void> | null = null;
@@ -105,7 +100,7 @@ export class AgentStream {
       this.#identity = check.identity;
       this.#log = this.#log.child({ site: check.identity.site, agent: check.identity.agent });
     }
-    this.#call.on("data", (message: Decoded<AgentMessage>) => {
+    this.#call.on("data", (message: Decoded<IngestMessage>) => {
       if (this.#closed) return;
       this.#queue.push({ message, receivedAt: performance.now() });
       if (this.#queue.length >= MAX_QUEUED_MESSAGES) this.#call.pause();
@@ -154,21 +149,21 @@ export class AgentStream {
     });
   }
 
-  async #handle(decoded: Decoded<AgentMessage>, receivedAt: number): Promise<void> {
+  async #handle(decoded: Decoded<IngestMessage>, receivedAt: number): Promise<void> {
     if (this.#connectedAt === null) {
-      if (!decoded.ok || decoded.message.kind.case !== "hello") {
+      if (!decoded.ok || decoded.message.case !== "hello") {
         return this.#end(status.FAILED_PRECONDITION, "the first message on a stream must be Hello");
       }
-      return this.#hello(decoded.message.kind.value);
+      return this.#hello(decoded.message.value);
     }
     if (!decoded.ok) {
       const oversized = decoded.size > this.#deps.settings.maxMessageBytes;
       const code = oversized ? status.RESOURCE_EXHAUSTED : status.INVALID_ARGUMENT;
       return this.#reject(code, decoded.error);
     }
-    const kind = decoded.message.kind;
+    const kind = decoded.message;
     switch (kind.case) {
-      case "batch":
+      case "rawBatch":
         return this.#batch(kind.value, receivedAt);
       case "heartbeat":
         return this.#heartbeat(kind.value);
@@ -241,9 +236,18 @@ export class AgentStream {
     this.#send(welcome(opened.highWater, this.#deps.serverVersion));
   }
 
-  async #batch(batch: Batch, receivedAt: number): Promise<void> {
+  async #batch(batch: RawBatch, receivedAt: number): Promise<void> {
     const id = this.#identity!;
-    const n = batch.results.length;
+    const settings = this.#deps.settings;
+    const nowMs = Date.now();
+    // Results are read (decoded and validated) first: a result that does not
+    // decode refuses the whole message, as decoding it on arrival did.
+    const read = this.#reader.read(batch, nowMs, {
+      maxFutureSkewMs: settings.maxFutureSkewMs,
+      lateAfterMs: settings.lateAfterMs,
+    });
+    if (!read.ok) return this.#reject(status.INVALID_ARGUMENT, read.reason);
+    const n = batch.count;
     const m = this.#deps.metrics;
     m.batchSize.observe(n);
     if (n === 0) return this.#send(ack(this.#lastSeq ?? 0n));
@@ -283,17 +287,15 @@ export class AgentStream {
     }
     this.#resendFrom = null;
 
-    const nowMs = Date.now();
-    const limits = { maxFutureSkewMs: this.#deps.settings.maxFutureSkewMs };
-    const rows: BatchRow[] = batch.results.map((r, i) => {
-      const checked = validateResult(r, i, nowMs, limits);
-      return { seq: first + BigInt(i), checked, raw: checked.ok ? null : toBinary(ResultSchema, r) };
-    });
     let outcome;
     try {
-      outcome = await storeBatch(this.#deps.sql, this.#deps.targets, id, rows, nowMs, {
-        lateAfterMs: this.#deps.settings.lateAfterMs,
-      });
+      outcome = await storeBatch(
+        this.#deps.sql,
+        this.#deps.targets,
+        id,
+        { first, last, rows: read.rows, invalid: read.invalid },
+        nowMs,
+      );
     } catch (err) {
       this.#log.warn({ err: errorMessage(err), firstSeq: first.toString() }, "batch not stored");
       return this.#end(status.UNAVAILABLE, `database unavailable, batch ${first}-${last} not stored; resend`);

@@ -1,11 +1,11 @@
 // The gRPC listener for smbfleet.v1.Ingest/Stream. mTLS is required unless
 // the config says `insecure` (loopback demos); every stream is an AgentStream.
 import { Server, ServerCredentials, type ServerDuplexStream } from "@grpc/grpc-js";
-import { Ingest } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
-import type { AgentMessage, AggregatorMessage } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
+import type { AggregatorMessage } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
 import type { ListenAddress } from "../../shared/config/types.ts";
-import { serverDefinition, type Decoded } from "../../shared/grpc/service.ts";
+import type { Decoded } from "../../shared/grpc/service.ts";
 import { AgentStream, type IngestDeps } from "./agent-stream.ts";
+import { ingestServiceDefinition, type IngestMessage } from "./raw-batch.ts";
 import { statusError } from "./replies.ts";
 import { status } from "@grpc/grpc-js";
 
@@ -53,7 +53,7 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Runn
   const open = new Set<AgentStream>();
   let draining = false;
 
-  const handler = (call: ServerDuplexStream<Decoded<AgentMessage>, AggregatorMessage>): void => {
+  const handler = (call: ServerDuplexStream<Decoded<IngestMessage>, AggregatorMessage>): void => {
     if (draining) {
       call.emit("error", statusError(status.UNAVAILABLE, "aggregator shutting down; reconnect"));
       return;
@@ -63,7 +63,7 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Runn
     void stream.done.then(() => open.delete(stream));
     stream.start();
   };
-  server.addService(serverDefinition(Ingest, { maxMessageBytes: opts.maxMessageBytes }), { stream: handler });
+  server.addService(ingestServiceDefinition(opts.maxMessageBytes), { stream: handler });
 
   const address = `${opts.listen.host.includes(":") ? `[${opts.listen.host}]` : opts.listen.host}:${opts.listen.port}`;
   const port = await new Promise<number>((resolve, reject) => {

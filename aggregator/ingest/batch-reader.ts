@@ -1,0 +1,103 @@
+// Turns a stream's RawBatch into rows to store and results to quarantine.
+// Each result goes through result-reader.ts's fast path, and when that
+// declines, through the generated decoder and validate.ts, which also name
+// what is wrong with an invalid one. One reader per stream: it remembers the
+// targets the agent sends, by their bytes, so the same target repeated in
+// every batch is decoded and validated once.
+import { fromBinary } from "@bufbuild/protobuf";
+import { ResultSchema, TargetSchema } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
+import { resultFields } from "./copy-rows.ts";
+import { malformedReason, type RawBatch } from "./raw-batch.ts";
+import { ResultReader, type ReadContext, type ReadResult } from "./result-reader.ts";
+import { validateResult, validateTarget, type ValidTarget, type ValidationLimits } from "./validate.ts";
+
+export interface Quarantined {
+  seq: bigint;
+  reason: string;
+  /** The result's bytes as received. */
+  raw: Uint8Array;
+}
+
+export type ReadBatch =
+  | { ok: true; rows: ReadResult[]; invalid: Quarantined[] }
+  /** A result does not decode: the whole message is refused, as the generated decoder would. */
+  | { ok: false; reason: string };
+
+export interface ReadLimits extends ValidationLimits {
+  lateAfterMs: number;
+}
+
+/**
+ * Distinct target encodings remembered per stream. An agent has tens of
+ * targets; past this many the memory is dropped and rebuilt, so an agent
+ * sending ever-new targets costs decoding, not memory.
+ */
+const MAX_REMEMBERED_TARGETS = 4096;
+
+export class BatchReader {
+  /** Target bytes (latin1) → the valid target they encode, or null when invalid. */
+  readonly #targets = new Map<string, ValidTarget | null>();
+  readonly #reader = new ResultReader();
+
+  #target = (bytes: Buffer, start: number, end: number): ValidTarget | null => {
+    const key = bytes.toString("latin1", start, end);
+    const known = this.#targets.get(key);
+    if (known !== undefined) return known;
+    let target: ValidTarget | null = null;
+    try {
+      const v = validateTarget(fromBinary(TargetSchema, bytes.subarray(start, end)), "target");
+      if (v.ok) target = v.target;
+    } catch {
+      // Undecodable: the general path meets the same bytes and refuses the message.
+    }
+    if (this.#targets.size >= MAX_REMEMBERED_TARGETS) this.#targets.clear();
+    this.#targets.set(key, target);
+    return target;
+  };
+
+  read(raw: RawBatch, nowMs: number, limits: ReadLimits): ReadBatch {
+    const ctx: ReadContext = {
+      nowMs,
+      maxFutureSkewMs: limits.maxFutureSkewMs,
+      lateAfterMs: limits.lateAfterMs,
+      target: this.#target,
+    };
+    const rows: ReadResult[] = [];
+    const invalid: Quarantined[] = [];
+    const { bytes, offsets } = raw;
+    for (let i = 0; i < raw.count; i++) {
+      const start = offsets[2 * i]!;
+      const end = offsets[2 * i + 1]!;
+      const seq = raw.firstSeq + BigInt(i);
+      const fast = this.#reader.read(bytes, start, end, seq, ctx);
+      if (fast !== null) {
+        rows.push(fast);
+        continue;
+      }
+      let decoded;
+      try {
+        decoded = fromBinary(ResultSchema, bytes.subarray(start, end));
+      } catch {
+        return { ok: false, reason: malformedReason(raw) };
+      }
+      const checked = validateResult(decoded, i, nowMs, limits);
+      if (!checked.ok) {
+        invalid.push({ seq, reason: checked.reason, raw: bytes.subarray(start, end) });
+        continue;
+      }
+      const r = checked.result;
+      const late = nowMs - r.startedAtMs > limits.lateAfterMs;
+      rows.push({
+        seq,
+        target: r.target,
+        targetId: 0n,
+        startedAtMs: r.startedAtMs,
+        healthy: r.healthy,
+        operations: r.operations,
+        aboveThreshold: r.aboveThreshold,
+        fields: resultFields(seq, r, late),
+      });
+    }
+    return { ok: true, rows, invalid };
+  }
+}
