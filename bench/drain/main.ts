@@ -9,13 +9,14 @@
 //   --receiver loopback: a gRPC server that decodes and acks, no database
 //     (the agent's side alone).
 //
-//   npm run bench:drain [-- --results N --receiver loopback --agent-node-flags "..."]
+//   npm run bench:drain [-- --results N --receiver loopback --agent-node-flags="..." (none: V8 defaults)]
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_SHIPPER_OPTIONS, type ShipperOptions } from "../../agent/pusher/options.ts";
+import { agentNodeFlags } from "../../shared/launcher.ts";
 import { serverCredentials } from "../../shared/tls/credentials.ts";
 import { loadTlsFiles } from "../../shared/tls/files.ts";
 import { createFleetPki } from "../../test/harness/fleet.ts";
@@ -35,8 +36,9 @@ const { values } = parseArgs({
     // Sender options to compare against the defaults.
     "batch-results": { type: "string" },
     window: { type: "string" },
-    // Node/V8 flags for the agent process only, e.g. "--max-old-space-size=128".
-    "agent-node-flags": { type: "string", default: "" },
+    // Node/V8 flags for the agent process only; by default the ones
+    // bin/smbfleet starts `smbfleet agent` with ("none" for V8's defaults).
+    "agent-node-flags": { type: "string", default: agentNodeFlags().join(" ") },
   },
 });
 const total = Number(values.results);
@@ -49,7 +51,7 @@ const overrides: Partial<ShipperOptions> = {
   ...(values["batch-results"] === undefined ? {} : { maxBatchResults: Number(values["batch-results"]) }),
   ...(values.window === undefined ? {} : { window: Number(values.window) }),
 };
-const nodeFlags = values["agent-node-flags"].split(" ").filter((f) => f !== "");
+const nodeFlags = values["agent-node-flags"].split(" ").filter((f) => f !== "" && f !== "none");
 
 const mb = (bytes: number): number => Math.round((bytes / 1024 ** 2) * 10) / 10;
 const s = (ms: number): number => Math.round(ms / 10) / 100;
