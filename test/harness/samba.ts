@@ -153,7 +153,8 @@ function server(s: {
     pgid,
     stop() {
       stopping ??= (async () => {
-        s.watchdog.kill("SIGKILL");
+        // The whole group: the watchdog's own `sleep` would otherwise outlive stop() by up to a poll.
+        killGroupNow(s.watchdog);
         const left = await killProcessGroup(pgid, STOP_GRACE_MS);
         rmSync(s.dir, { recursive: true, force: true });
         if (left.length > 0) throw new Error(`startSamba: smbd processes still alive: ${left.join(", ")}`);
@@ -177,6 +178,15 @@ sleep ${STOP_GRACE_MS / 1000}
 kill -s KILL -- "-$pgid" 2>/dev/null
 rm -rf -- "$dir"
 `;
+
+/** SIGKILLs a detached child's process group (it leads one); falls back to the child alone. */
+function killGroupNow(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, "SIGKILL");
+  } catch {
+    child.kill("SIGKILL");
+  }
+}
 
 function startWatchdog(pgid: number, dir: string): ChildProcess {
   const watchdog = spawn(
