@@ -40,11 +40,17 @@ export class AgentStartError extends Error {
 
 export async function startAgentProcess(
   configFile: string,
-  opts: { env?: NodeJS.ProcessEnv; startTimeoutMs?: number } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    startTimeoutMs?: number;
+    /** Own process group, so a terminal's Ctrl-C reaches only the caller, which then stops the agent once. */
+    detached?: boolean;
+  } = {},
 ): Promise<AgentProcess> {
   const child = spawn(process.execPath, [MAIN, "agent", "--config", configFile], {
     env: opts.env ?? process.env,
     stdio: ["ignore", "pipe", "pipe"],
+    detached: opts.detached ?? false,
   });
   const logs: LogLine[] = [];
   const otherOutput: string[] = [];

@@ -89,6 +89,8 @@ export interface AggregatorOptions {
   /** A name for this replica's files and log lines. */
   name?: string;
   env?: NodeJS.ProcessEnv;
+  /** Own process group, so a terminal's Ctrl-C reaches only the caller (make demo), which then stops it once. */
+  detached?: boolean;
 }
 
 export interface AggregatorProcess {
@@ -158,6 +160,7 @@ export async function startAggregatorProcess(opts: AggregatorOptions): Promise<A
     const proc = spawn(process.execPath, [MAIN, "aggregator", "--config", configFile], {
       env: opts.env ?? process.env,
       stdio: ["ignore", "pipe", "pipe"],
+      detached: opts.detached ?? false,
     });
     track(proc);
     child = proc;

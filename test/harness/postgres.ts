@@ -28,6 +28,12 @@ export interface PostgresOptions {
   fsync?: boolean;
   /** Extra `-c name=value` settings. */
   settings?: Record<string, string>;
+  /**
+   * Own process group, so a terminal's Ctrl-C (SIGINT, PostgreSQL's fast
+   * shutdown) reaches only the caller, which stops the database last, after
+   * the clients that still write to it (make demo).
+   */
+  detached?: boolean;
 }
 
 export interface RunningPostgres {
@@ -145,7 +151,11 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
         join(BIN, "postgres"),
         ...args,
       ],
-      { stdio: ["ignore", "ignore", "pipe"], env: { PATH: `${BIN}:/usr/bin:/bin`, LC_ALL: "C" } },
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+        env: { PATH: `${BIN}:/usr/bin:/bin`, LC_ALL: "C" },
+        detached: options.detached ?? false,
+      },
     );
     proc.stderr?.on("data", (chunk: Buffer) => {
       stderrTail = (stderrTail + chunk.toString("utf8")).slice(-4000);
