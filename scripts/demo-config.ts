@@ -1,9 +1,16 @@
 // Writes an agent.toml + .secrets.toml for a harness Samba in smbprobe's own
 // format (`@format {this.secrets.users.NAME}` passwords, secrets in a 0600
 // file beside the config), so the demo, the end-to-end tests and the
-// benchmarks all exercise the path an smbprobe operator takes.
+// benchmarks all exercise the path an smbprobe operator takes. With
+// `aggregator` it adds the [aggregator] section a fleet site adds to it.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import {
+  DATABASE_URL_ENV,
+  PASSWORD_FALLBACK_ENV,
+  REDIS_URL_ENV,
+  SECRETS_FILE_ENV,
+} from "../shared/config/defaults.ts";
 import type { SambaServer } from "../test/harness/samba.ts";
 
 export interface DemoTarget {
@@ -32,6 +39,8 @@ export interface DemoConfigOptions {
   maxConcurrentRuns?: number;
   /** Extra lines appended to [agent]. */
   agentLines?: string[];
+  /** Ship to this aggregator over mTLS (an [aggregator] section); absent = standalone. */
+  aggregator?: { url: string; ca: string; cert: string; key: string };
 }
 
 /** TOML basic strings accept JSON's escapes for everything a path or password holds here. */
@@ -51,6 +60,16 @@ export function writeDemoConfig(
     `buffer_path = ${q(join(dir, "buffer.db"))}`,
     ...(opts.maxConcurrentRuns === undefined ? [] : [`max_concurrent_runs = ${opts.maxConcurrentRuns}`]),
     ...(opts.agentLines ?? []),
+    ...(opts.aggregator === undefined
+      ? []
+      : [
+          "",
+          "[aggregator]",
+          `url = ${q(opts.aggregator.url)}`,
+          `ca = ${q(opts.aggregator.ca)}`,
+          `cert = ${q(opts.aggregator.cert)}`,
+          `key = ${q(opts.aggregator.key)}`,
+        ]),
   ];
   const secrets = new Map<string, string>();
   const probes = opts.targets.map((t, i) => {
@@ -77,4 +96,17 @@ export function writeDemoConfig(
   const secretLines = ["[secrets.users]", ...[...secrets].map(([k, v]) => `${k} = ${q(v)}`), ""];
   writeFileSync(join(dir, ".secrets.toml"), secretLines.join("\n"), { mode: 0o600 });
   return file;
+}
+
+/**
+ * The environment for the smbfleet processes a demo starts: the caller's,
+ * without the variables that override what the demo's config files say (a
+ * database or Redis URL, another secrets file, a fallback password), so an
+ * operator's shell cannot point the demo at their production database.
+ */
+export function demoChildEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env };
+  for (const name of [DATABASE_URL_ENV, REDIS_URL_ENV, SECRETS_FILE_ENV, PASSWORD_FALLBACK_ENV])
+    delete out[name];
+  return out;
 }
