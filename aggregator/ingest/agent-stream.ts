@@ -20,6 +20,7 @@ import type { Db } from "../db/connect.ts";
 import type { AggregatorMetrics } from "../metrics/aggregator-metrics.ts";
 import { markDisconnected, openAgent, recordHeartbeat, type Identity } from "./agents.ts";
 import { BatchReader } from "./batch-reader.ts";
+import { CopyWriter } from "./copy-rows.ts";
 import type { AgentRateLimits } from "./rate-limit.ts";
 import {
   ack,
@@ -72,6 +73,8 @@ export class AgentStream {
   #log: Logger;
   readonly #queue: { message: Decoded<IngestMessage>; receivedAt: number }[] = [];
   readonly #reader = new BatchReader();
+  /** The COPY columns of the batch in hand; reused, as a stream stores one batch at a time. */
+  readonly #columns = new CopyWriter();
   #identity: Identity | null = null;
   #connectedAt: Date | null = null;
   #processing: Promise<void> | null = null;
@@ -242,10 +245,13 @@ export class AgentStream {
     const nowMs = Date.now();
     // Results are read (decoded and validated) first: a result that does not
     // decode refuses the whole message, as decoding it on arrival did.
-    const read = this.#reader.read(batch, nowMs, {
-      maxFutureSkewMs: settings.maxFutureSkewMs,
-      lateAfterMs: settings.lateAfterMs,
-    });
+    this.#columns.reset();
+    const read = this.#reader.read(
+      batch,
+      nowMs,
+      { maxFutureSkewMs: settings.maxFutureSkewMs, lateAfterMs: settings.lateAfterMs },
+      this.#columns,
+    );
     if (!read.ok) return this.#reject(status.INVALID_ARGUMENT, read.reason);
     const n = batch.count;
     const m = this.#deps.metrics;
@@ -293,7 +299,7 @@ export class AgentStream {
         this.#deps.sql,
         this.#deps.targets,
         id,
-        { first, last, rows: read.rows, invalid: read.invalid },
+        { first, last, rows: read.rows, invalid: read.invalid, fields: this.#columns.buffer },
         nowMs,
       );
     } catch (err) {

@@ -6,7 +6,7 @@
 // every batch is decoded and validated once.
 import { fromBinary } from "@bufbuild/protobuf";
 import { ResultSchema, TargetSchema } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
-import { resultFields } from "./copy-rows.ts";
+import { resultFields, type CopyWriter } from "./copy-rows.ts";
 import { malformedReason, type RawBatch } from "./raw-batch.ts";
 import { ResultReader, type ReadContext, type ReadResult } from "./result-reader.ts";
 import { validateResult, validateTarget, type ValidTarget, type ValidationLimits } from "./validate.ts";
@@ -55,7 +55,9 @@ export class BatchReader {
     return target;
   };
 
-  read(raw: RawBatch, nowMs: number, limits: ReadLimits): ReadBatch {
+  /** Reads raw, appending the COPY columns of its valid results to out. */
+  read(raw: RawBatch, nowMs: number, limits: ReadLimits, out: CopyWriter): ReadBatch {
+    const mark = out.length;
     const ctx: ReadContext = {
       nowMs,
       maxFutureSkewMs: limits.maxFutureSkewMs,
@@ -69,7 +71,7 @@ export class BatchReader {
       const start = offsets[2 * i]!;
       const end = offsets[2 * i + 1]!;
       const seq = raw.firstSeq + BigInt(i);
-      const fast = this.#reader.read(bytes, start, end, seq, ctx);
+      const fast = this.#reader.read(bytes, start, end, seq, ctx, out);
       if (fast !== null) {
         rows.push(fast);
         continue;
@@ -78,6 +80,7 @@ export class BatchReader {
       try {
         decoded = fromBinary(ResultSchema, bytes.subarray(start, end));
       } catch {
+        out.length = mark; // nothing of a refused message stays
         return { ok: false, reason: malformedReason(raw) };
       }
       const checked = validateResult(decoded, i, nowMs, limits);
@@ -87,6 +90,8 @@ export class BatchReader {
       }
       const r = checked.result;
       const late = nowMs - r.startedAtMs > limits.lateAfterMs;
+      const fieldsStart = out.length;
+      out.text(resultFields(seq, r, late));
       rows.push({
         seq,
         target: r.target,
@@ -95,7 +100,8 @@ export class BatchReader {
         healthy: r.healthy,
         operations: r.operations,
         aboveThreshold: r.aboveThreshold,
-        fields: resultFields(seq, r, late),
+        fieldsStart,
+        fieldsEnd: out.length,
       });
     }
     return { ok: true, rows, invalid };

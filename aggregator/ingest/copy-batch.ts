@@ -57,7 +57,7 @@ export interface CopyBatchInput {
   last: bigint;
   receivedAt: Date;
   /** COPY text lines in COPY_COLUMNS order (copy-rows.ts), and how many. */
-  text: string;
+  text: string | Buffer;
   rowCount: number;
   /** Results refused by validation, stored in quarantined_results in the same transaction. */
   quarantine: readonly { seq: bigint; reason: string; raw: Uint8Array }[];

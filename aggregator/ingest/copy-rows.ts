@@ -46,3 +46,70 @@ export function resultFields(seq: bigint, r: ValidResult, late: boolean): string
 export function batchTail(site: string, agent: string, receivedAt: Date): string {
   return `\t${copyText(site)}\t${copyText(agent)}\t${receivedAt.toISOString()}\n`;
 }
+
+const TAB = 0x09;
+/** The letter after the backslash for the bytes COPY text escapes (backslash, newline, return, tab); 0 for the rest. */
+const ESCAPE = new Uint8Array(256);
+ESCAPE[0x5c] = 0x5c;
+ESCAPE[0x0a] = 0x6e;
+ESCAPE[0x0d] = 0x72;
+ESCAPE[0x09] = 0x74;
+
+/**
+ * COPY text written as bytes into one growing buffer: a batch's lines are
+ * bytes from the start, so no per-row string (and no rope of them) lives
+ * while the batch waits for its commit. Strings given to ascii() must be
+ * ASCII (identifiers, numbers, timestamps).
+ */
+export class CopyWriter {
+  buffer: Buffer = Buffer.allocUnsafe(64 * 1024);
+  length = 0;
+
+  reset(): void {
+    this.length = 0;
+  }
+
+  #room(n: number): void {
+    if (this.length + n <= this.buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + n));
+    this.buffer.copy(grown, 0, 0, this.length);
+    this.buffer = grown;
+  }
+
+  ascii(s: string): void {
+    this.#room(s.length);
+    this.length += this.buffer.write(s, this.length, "latin1");
+  }
+
+  /** Any text, UTF-8 encoded, already escaped for COPY. */
+  text(s: string): void {
+    this.#room(s.length * 3);
+    this.length += this.buffer.write(s, this.length, "utf8");
+  }
+
+  byte(c: number): void {
+    this.#room(1);
+    this.buffer[this.length++] = c;
+  }
+
+  tab(): void {
+    this.byte(TAB);
+  }
+
+  /** Bytes of a text value (UTF-8, no NUL), escaped for COPY. */
+  escaped(src: Buffer, start: number, end: number): void {
+    this.#room((end - start) * 2);
+    const out = this.buffer;
+    let at = this.length;
+    for (let i = start; i < end; i++) {
+      const c = src[i]!;
+      const e = ESCAPE[c]!;
+      if (e === 0) out[at++] = c;
+      else {
+        out[at++] = 0x5c;
+        out[at++] = e;
+      }
+    }
+    this.length = at;
+  }
+}

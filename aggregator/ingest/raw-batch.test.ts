@@ -9,6 +9,7 @@ import {
 } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
 import type { Decoded } from "../../shared/grpc/service.ts";
 import { BatchReader } from "./batch-reader.ts";
+import { CopyWriter } from "./copy-rows.ts";
 import {
   ingestServiceDefinition,
   rawBatchOf,
@@ -168,7 +169,7 @@ describe("BatchReader", () => {
       result(3, { durationMs: -1 }),
     ];
     const raw = scanBatch(batchBytes(10n, results))!;
-    const read = new BatchReader().read(raw, NOW, limits);
+    const read = new BatchReader().read(raw, NOW, limits, new CopyWriter());
     if (!read.ok) throw new Error(read.reason);
     expect(read.rows.map((r) => r.seq)).toEqual([10n, 12n]);
     expect(read.invalid.map((q) => [q.seq, q.reason])).toEqual([
@@ -177,7 +178,12 @@ describe("BatchReader", () => {
     ]);
     expect(Buffer.from(read.invalid[0]!.raw)).toEqual(slices(raw)[1]);
     // Rows of the same target share one target object (the store resolves it once).
-    const again = new BatchReader().read(scanBatch(batchBytes(1n, [result(0), result(3)]))!, NOW, limits);
+    const again = new BatchReader().read(
+      scanBatch(batchBytes(1n, [result(0), result(3)]))!,
+      NOW,
+      limits,
+      new CopyWriter(),
+    );
     expect(again.ok && again.rows[0]!.target === again.rows[1]!.target).toBe(true);
   });
 
@@ -186,7 +192,7 @@ describe("BatchReader", () => {
     const raw = scanBatch(bytes)!;
     // Make the second result's first tag an invalid wire type (7).
     bytes[raw.offsets[2]!] = 0x0f;
-    const read = new BatchReader().read(raw, NOW, limits);
+    const read = new BatchReader().read(raw, NOW, limits, new CopyWriter());
     expect(read).toMatchObject({
       ok: false,
       reason: expect.stringMatching(/^malformed smbfleet\.v1\.AgentMessage: /) as unknown,

@@ -7,7 +7,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { ResultSchema, TargetSchema, type Result } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
 import { FAILURE_CLASSES, OPERATIONS } from "../../shared/result.ts";
-import { resultFields } from "./copy-rows.ts";
+import { CopyWriter, resultFields } from "./copy-rows.ts";
 import { ResultReader, type ReadContext } from "./result-reader.ts";
 import { validateResult, validateTarget } from "./validate.ts";
 
@@ -94,8 +94,13 @@ function generate(r: () => number, allowInvalid: boolean): Result {
 /** Compares the fast path with the general one on `bytes`; returns whether the fast path took it. */
 function check(bytes: Buffer, index: number): boolean {
   const seq = 1000n + BigInt(index);
-  const fast = new ResultReader().read(bytes, 0, bytes.length, seq, ctx);
-  if (fast === null) return false;
+  const out = new CopyWriter();
+  out.ascii("x"); // rows start anywhere in the writer
+  const fast = new ResultReader().read(bytes, 0, bytes.length, seq, ctx, out);
+  if (fast === null) {
+    expect(out.length).toBe(1); // nothing written for a result not taken
+    return false;
+  }
   let decoded: Result;
   try {
     decoded = fromBinary(ResultSchema, bytes);
@@ -109,7 +114,8 @@ function check(bytes: Buffer, index: number): boolean {
   if (!checked.ok) throw new Error(`fast path accepted an invalid result: ${checked.reason}`);
   const v = checked.result;
   const late = NOW - v.startedAtMs > LATE_AFTER_MS;
-  expect(fast.fields).toBe(resultFields(seq, v, late));
+  expect(out.buffer.toString("utf8", fast.fieldsStart, fast.fieldsEnd)).toBe(resultFields(seq, v, late));
+  expect(fast.fieldsEnd).toBe(out.length);
   expect({
     target: fast.target,
     startedAtMs: fast.startedAtMs,
@@ -168,11 +174,13 @@ describe("ResultReader", () => {
   it("declines what it does not fully understand: unknown fields, non-ASCII text", () => {
     const base = toBinary(ResultSchema, generate(rng(3), false));
     const unknownField = Buffer.concat([Buffer.from(base), Buffer.from([0x48, 0x01])]); // field 9, varint 1
-    expect(new ResultReader().read(unknownField, 0, unknownField.length, 1n, ctx)).toBeNull();
+    expect(
+      new ResultReader().read(unknownField, 0, unknownField.length, 1n, ctx, new CopyWriter()),
+    ).toBeNull();
     const unicode = Buffer.from(
       toBinary(ResultSchema, create(ResultSchema, { ...generate(rng(3), false), failureMessage: "ü" })),
     );
-    expect(new ResultReader().read(unicode, 0, unicode.length, 1n, ctx)).toBeNull();
+    expect(new ResultReader().read(unicode, 0, unicode.length, 1n, ctx, new CopyWriter())).toBeNull();
     // …which the general path still reads.
     expect(validateResult(fromBinary(ResultSchema, unicode), 0, NOW, LIMITS).ok).toBe(true);
   });

@@ -11,8 +11,8 @@
 // and validate.ts, which say what is wrong. result-reader.test.ts checks
 // both paths give the same row for valid results and that this one accepts
 // nothing validate.ts refuses, over generated and corrupted inputs.
-import { FAILURE_CLASSES, OPERATIONS, type FailureClass, type Operation } from "../../shared/result.ts";
-import { copyText } from "./copy-rows.ts";
+import { FAILURE_CLASSES, OPERATIONS, type Operation } from "../../shared/result.ts";
+import type { CopyWriter } from "./copy-rows.ts";
 import type { ValidTarget } from "./validate.ts";
 
 export interface ReadOperation {
@@ -31,8 +31,12 @@ export interface ReadResult {
   healthy: boolean;
   operations: ReadOperation[];
   aboveThreshold: Operation[];
-  /** COPY columns seq … late, each followed by a tab (copy-rows.ts resultFields). */
-  fields: string;
+  /**
+   * Where its COPY columns seq … late (each followed by a tab, as
+   * copy-rows.ts resultFields writes them) lie in the batch's CopyWriter.
+   */
+  fieldsStart: number;
+  fieldsEnd: number;
 }
 
 export interface ReadContext {
@@ -47,6 +51,8 @@ const VARINT = 0;
 const I64 = 1;
 const LEN = 2;
 const tag = (field: number, wire: number): number => (field << 3) | wire;
+const TRUE = 0x74; // t
+const FALSE = 0x66; // f
 
 /** Index of the name spelled by b[start, end) in names, or -1. */
 function nameIndex(b: Buffer, start: number, end: number, names: readonly string[]): number {
@@ -65,14 +71,24 @@ const OPERATION_JSON_HEAD = OPERATIONS.map((op) => `{"operation":"${op}","sample
 /** No threshold crossed: shared, never mutated. */
 const NONE: Operation[] = [];
 
+/**
+ * Parses first, into fields of the reader (no allocation), and writes only
+ * a result found valid: what is read of a result that turns out invalid is
+ * never written.
+ */
 export class ResultReader {
   #b: Buffer = Buffer.alloc(0);
   #pos = 0;
   /** End of the length-delimited field #len() last read. */
   #lenEnd = 0;
-  /** The operation #operation() last read: its index in OPERATIONS and its JSON. */
-  #opIndex = 0;
-  #opJson = "";
+  /** The operations of the result being read: index in OPERATIONS, samples (packed doubles) and failures. */
+  #ops = 0;
+  readonly #opIndex = new Int32Array(OPERATIONS.length);
+  readonly #opSamples = new Int32Array(OPERATIONS.length);
+  readonly #opSamplesEnd = new Int32Array(OPERATIONS.length);
+  readonly #opFailures = new Float64Array(OPERATIONS.length);
+  /** above_threshold entries (indexes in OPERATIONS); repeats are allowed. */
+  readonly #above: number[] = [];
 
   /** A varint of at most maxBytes bytes (≤ 7: exact as a number), or -1. */
   #varint(end: number, maxBytes: number): number {
@@ -98,21 +114,31 @@ export class ResultReader {
     return start;
   }
 
-  /** The result in b[start, end) as sequence seq, or null for the general path. */
-  read(b: Buffer, start: number, end: number, seq: bigint, ctx: ReadContext): ReadResult | null {
+  /**
+   * The result in b[start, end) as sequence seq, its columns appended to
+   * out; or null (nothing written) for the general path.
+   */
+  read(
+    b: Buffer,
+    start: number,
+    end: number,
+    seq: bigint,
+    ctx: ReadContext,
+    out: CopyWriter,
+  ): ReadResult | null {
     this.#b = b;
     this.#pos = start;
+    this.#ops = 0;
+    this.#above.length = 0;
     let target: ValidTarget | null = null;
     let startedAtMs = -1;
     let durationMs = 0;
-    let healthy = -1;
-    let failureClass: FailureClass | null = null;
-    let failureMessage: string | null = null;
+    let healthy = 0;
+    let failureClass = -1;
+    let messageStart = 0;
+    let messageEnd = 0;
     let seen = 0; // bit per singular field number
-    const operations: ReadOperation[] = [];
-    let opsJson = "";
     let opsSeen = 0; // bit per operation index: each operation once
-    let above = NONE;
     while (this.#pos < end) {
       const t = this.#varint(end, 5);
       const field = t >>> 3;
@@ -139,21 +165,18 @@ export class ResultReader {
           break;
         case tag(4, LEN): {
           const s = this.#len(end);
-          if (s < 0) return null;
-          const op = this.#operation(s, this.#lenEnd);
-          if (op === null || (opsSeen & (1 << this.#opIndex)) !== 0) return null;
-          opsSeen |= 1 << this.#opIndex;
-          operations.push(op);
-          opsJson += (opsJson === "" ? "" : ",") + this.#opJson;
+          if (s < 0 || !this.#operation(s, this.#lenEnd)) return null;
+          const index = this.#opIndex[this.#ops - 1]!;
+          if ((opsSeen & (1 << index)) !== 0) return null;
+          opsSeen |= 1 << index;
           break;
         }
         case tag(5, LEN): {
           const s = this.#len(end);
           if (s < 0) return null;
           if (this.#lenEnd > s) {
-            const i = nameIndex(b, s, this.#lenEnd, FAILURE_CLASSES);
-            if (i < 0) return null;
-            failureClass = FAILURE_CLASSES[i]!;
+            failureClass = nameIndex(b, s, this.#lenEnd, FAILURE_CLASSES);
+            if (failureClass < 0) return null;
           }
           break;
         }
@@ -163,7 +186,8 @@ export class ResultReader {
           // ASCII without NUL only: the generated decoder's UTF-8 handling
           // (replacement characters, a leading BOM) stays its own.
           for (let i = s; i < this.#lenEnd; i++) if (b[i] === 0 || b[i]! > 0x7f) return null;
-          if (this.#lenEnd > s) failureMessage = b.toString("latin1", s, this.#lenEnd);
+          messageStart = s;
+          messageEnd = this.#lenEnd;
           break;
         }
         case tag(7, VARINT): {
@@ -177,8 +201,7 @@ export class ResultReader {
           if (s < 0) return null;
           const i = nameIndex(b, s, this.#lenEnd, OPERATIONS);
           if (i < 0) return null;
-          if (above === NONE) above = [];
-          above.push(OPERATIONS[i]!);
+          this.#above.push(i);
           break;
         }
         default:
@@ -187,10 +210,42 @@ export class ResultReader {
     }
     if (target === null || startedAtMs <= 0 || startedAtMs - ctx.nowMs > ctx.maxFutureSkewMs) return null;
     if (!Number.isFinite(durationMs) || durationMs < 0) return null;
-    const late = ctx.nowMs - startedAtMs > ctx.lateAfterMs;
-    const fields =
-      `${seq}\t${new Date(startedAtMs).toISOString()}\t${durationMs}\t${healthy === 1 ? "t" : "f"}\t` +
-      `${failureClass ?? "\\N"}\t${copyText(failureMessage)}\t[${opsJson}]\t{${above.join(",")}}\t${late ? "t" : "f"}\t`;
+
+    // Valid: write the columns (copy-rows.ts resultFields, byte for byte) and
+    // build what the metrics read.
+    const fieldsStart = out.length;
+    out.ascii(`${seq}\t${new Date(startedAtMs).toISOString()}\t${durationMs}\t`);
+    out.byte(healthy === 1 ? TRUE : FALSE);
+    out.tab();
+    out.ascii(failureClass < 0 ? "\\N" : FAILURE_CLASSES[failureClass]!);
+    out.tab();
+    if (messageEnd > messageStart) out.escaped(b, messageStart, messageEnd);
+    else out.ascii("\\N");
+    out.ascii("\t[");
+    const operations: ReadOperation[] = [];
+    for (let o = 0; o < this.#ops; o++) {
+      const index = this.#opIndex[o]!;
+      if (o > 0) out.ascii(",");
+      out.ascii(OPERATION_JSON_HEAD[index]!);
+      const samplesMs: number[] = [];
+      for (let p = this.#opSamples[o]!; p < this.#opSamplesEnd[o]!; p += 8) {
+        const v = b.readDoubleLE(p);
+        out.ascii(samplesMs.length === 0 ? `${v}` : `,${v}`);
+        samplesMs.push(v);
+      }
+      const failures = this.#opFailures[o]!;
+      out.ascii(`],"failures":${failures}}`);
+      operations.push({ operation: OPERATIONS[index]!, samplesMs, failures });
+    }
+    out.ascii("]\t{");
+    let aboveThreshold = NONE;
+    if (this.#above.length > 0) {
+      aboveThreshold = this.#above.map((i) => OPERATIONS[i]!);
+      out.ascii(aboveThreshold.join(","));
+    }
+    out.ascii("}\t");
+    out.byte(ctx.nowMs - startedAtMs > ctx.lateAfterMs ? TRUE : FALSE);
+    out.tab();
     return {
       seq,
       target,
@@ -198,52 +253,55 @@ export class ResultReader {
       startedAtMs,
       healthy: healthy === 1,
       operations,
-      aboveThreshold: above,
-      fields,
+      aboveThreshold,
+      fieldsStart,
+      fieldsEnd: out.length,
     };
   }
 
-  /** One OperationStats in b[start, end), or null; its index and JSON go to #opIndex and #opJson. */
-  #operation(start: number, end: number): ReadOperation | null {
+  /** One OperationStats in b[start, end) into #op*[#ops++]; false when not taken. */
+  #operation(start: number, end: number): boolean {
     const b = this.#b;
     const outer = this.#pos;
     this.#pos = start;
     let index = -1;
     let failures = 0;
-    let samplesMs: number[] | null = null;
-    let samplesText = "";
+    let samples = 0;
+    let samplesEnd = 0;
     let seen = 0;
     while (this.#pos < end) {
       const t = this.#varint(end, 5);
       const field = t >>> 3;
-      if (t < 0 || field > 3 || (seen & (1 << field)) !== 0) return null;
+      if (t < 0 || field > 3 || (seen & (1 << field)) !== 0) return false;
       seen |= 1 << field;
       if (t === tag(1, LEN)) {
         const s = this.#len(end);
-        if (s < 0) return null;
+        if (s < 0) return false;
         index = nameIndex(b, s, this.#lenEnd, OPERATIONS);
-        if (index < 0) return null;
+        if (index < 0) return false;
       } else if (t === tag(2, LEN)) {
         const s = this.#len(end);
-        if (s < 0 || (this.#lenEnd - s) % 8 !== 0) return null;
-        samplesMs = [];
+        if (s < 0 || (this.#lenEnd - s) % 8 !== 0) return false;
         for (let p = s; p < this.#lenEnd; p += 8) {
           const v = b.readDoubleLE(p);
-          if (!Number.isFinite(v) || v < 0) return null;
-          samplesText += (samplesMs.length === 0 ? "" : ",") + v;
-          samplesMs.push(v);
+          if (!Number.isFinite(v) || v < 0) return false;
         }
+        samples = s;
+        samplesEnd = this.#lenEnd;
       } else if (t === tag(3, VARINT)) {
         failures = this.#varint(end, 5);
-        if (failures < 0 || failures > 0xffffffff) return null;
+        if (failures < 0 || failures > 0xffffffff) return false;
       } else {
-        return null;
+        return false;
       }
     }
     this.#pos = outer;
-    if (index < 0) return null;
-    this.#opIndex = index;
-    this.#opJson = `${OPERATION_JSON_HEAD[index]}${samplesText}],"failures":${failures}}`;
-    return { operation: OPERATIONS[index]!, samplesMs: samplesMs ?? [], failures };
+    if (index < 0 || this.#ops >= OPERATIONS.length) return false;
+    const o = this.#ops++;
+    this.#opIndex[o] = index;
+    this.#opSamples[o] = samples;
+    this.#opSamplesEnd[o] = samplesEnd;
+    this.#opFailures[o] = failures;
+    return true;
   }
 }

@@ -26,6 +26,8 @@ export interface BatchToStore {
   /** Valid results and quarantined ones, each in seq order; together they cover first..last. */
   rows: readonly ReadResult[];
   invalid: readonly Quarantined[];
+  /** Holds the rows' COPY columns (ReadResult fieldsStart/fieldsEnd). */
+  fields: Buffer;
 }
 
 export type BatchOutcome =
@@ -63,10 +65,10 @@ export async function storeBatch(
   const receivedAt = new Date(receivedAtMs);
   const tail = batchTail(identity.site, identity.agent, receivedAt);
   /** target_id and the constant tail that end each line, per target. */
-  const lineEnd = new Map<ValidTarget, { id: bigint; text: string }>();
+  const lineEnd = new Map<ValidTarget, { id: bigint; bytes: Buffer }>();
   for (const t of distinct) {
     const id = ids.get(TargetCache.key(identity.site, t))!;
-    lineEnd.set(t, { id, text: `${id}${tail}` });
+    lineEnd.set(t, { id, bytes: Buffer.from(`${id}${tail}`, "utf8") });
   }
   for (const r of rows) r.targetId = lineEnd.get(r.target)!.id;
 
@@ -79,8 +81,7 @@ export async function storeBatch(
       // All at or below the mark: stored before, nothing to write.
       return { kind: "stored", stored: [], duplicates: rows.length + invalid.length, quarantined: [] };
     }
-    let text = "";
-    for (const r of keep) text += r.fields + lineEnd.get(r.target)!.text;
+    const text = copyLines(keep, batch.fields, lineEnd);
     const out = await copyBatch(sql, {
       site: identity.site,
       agent: identity.agent,
@@ -110,4 +111,21 @@ export async function storeBatch(
   throw new Error(
     `batch ${batch.first}-${last}: the high-water mark kept moving (${MAX_ATTEMPTS} attempts); another writer for agent ${identity.agent}?`,
   );
+}
+
+/** The COPY data: each row's columns, then its target's id and the batch tail. */
+function copyLines(
+  rows: readonly ReadResult[],
+  fields: Buffer,
+  lineEnd: ReadonlyMap<ValidTarget, { bytes: Buffer }>,
+): Buffer {
+  let size = 0;
+  for (const r of rows) size += r.fieldsEnd - r.fieldsStart + lineEnd.get(r.target)!.bytes.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const r of rows) {
+    at += fields.copy(out, at, r.fieldsStart, r.fieldsEnd);
+    at += lineEnd.get(r.target)!.bytes.copy(out, at);
+  }
+  return out;
 }
