@@ -172,7 +172,7 @@ function expectCleanStop(stderr: string): void {
 describe("make demo (fleet)", () => {
   it("DEMO_ONCE=1: both sites at the aggregator, the read-only share UNHEALTHY, rows in PostgreSQL; then nothing left", () => {
     const run = runDemo({ DEMO_ONCE: "1" });
-    expect(run.status, run.stderr).toBe(0);
+    expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
     expectFleetSummary(run.stdout);
     expectCleanStop(run.stderr);
     expectNothingLeft(run);
@@ -180,7 +180,7 @@ describe("make demo (fleet)", () => {
 
   it("runs until Ctrl-C, then stops everything and exits 0", async () => {
     const run = await runDemoUntilCtrlC();
-    expect(run.status, run.stderr).toBe(0);
+    expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(run.stderr).toContain("demo: SIGINT: stopping");
     expectFleetSummary(run.stdout);
     expectCleanStop(run.stderr);
@@ -191,7 +191,7 @@ describe("make demo (fleet)", () => {
 describe("make demo (DEMO_MODE=standalone)", () => {
   it("shows a healthy and an unhealthy target from the agent's own /metrics, then cleans up", () => {
     const run = runDemo({ DEMO_ONCE: "1", DEMO_MODE: "standalone" });
-    expect(run.status, run.stderr).toBe(0);
+    expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(run.stdout).toContain("//writable: healthy");
     expect(run.stdout).toContain("//readonly: UNHEALTHY (access_denied)");
     for (const op of OPS) expect(run.stdout).toMatch(opRow(4, op, "[15]", "0"));
