@@ -12,7 +12,8 @@ import type { ProbeTarget } from "../../../shared/config/types.ts";
 import { silentLogger } from "../../../shared/logger.ts";
 import type { ProbeResult } from "../../../shared/result.ts";
 import type { Check } from "../types.ts";
-import { DEFAULT_SMBCLIENT_PATH, DEFAULT_STDBUF_PATH, type SmbCheckOptions } from "./options.ts";
+import { sharedLocalDirPool } from "./local-dir-pool.ts";
+import { DEFAULT_SMBCLIENT_PATH, DEFAULT_STDBUF_PATH, LIMITS, type SmbCheckOptions } from "./options.ts";
 import { runSmbProbe, type RunContext } from "./probe-run.ts";
 
 export type { SmbCheckOptions } from "./options.ts";
@@ -23,7 +24,7 @@ export function createSmbCheck(opts: SmbCheckOptions): Check {
     agentId: opts.agentId,
     smbclientPath: opts.smbclientPath ?? DEFAULT_SMBCLIENT_PATH,
     stdbufPath: opts.stdbufPath ?? DEFAULT_STDBUF_PATH,
-    tmpDir: opts.tmpDir ?? tmpdir(),
+    localDirs: sharedLocalDirPool(opts.tmpDir ?? tmpdir(), LIMITS.localDirIdleTtlMs),
     logger: opts.logger ?? silentLogger(),
     env: process.env,
   };

@@ -30,11 +30,16 @@ export async function removeRunDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
+/** The authentication file's text; a line break in the username would let it add lines, so it is refused. */
+export function authFileText(username: string): string {
+  if (/[\r\n]/.test(username)) throw new RangeError("username contains a line break");
+  return `username = ${username}\n`;
+}
+
 /** Writes the 0600 authentication file with the username; returns its path. */
 export async function writeAuthFile(runDir: string, username: string): Promise<string> {
-  if (/[\r\n]/.test(username)) throw new RangeError("username contains a line break");
   const path = join(runDir, "auth");
-  await writeFile(path, `username = ${username}\n`, { mode: 0o600, flag: "wx" });
+  await writeFile(path, authFileText(username), { mode: 0o600, flag: "wx" });
   return path;
 }
 

@@ -7,7 +7,7 @@ export interface SmbCheckOptions {
   smbclientPath?: string;
   /** coreutils stdbuf, which makes smbclient's stdin unbuffered and its output line-buffered (see FACTS.md). */
   stdbufPath?: string;
-  /** Where each run makes its private 0700 temp dir (local test files, authentication file). */
+  /** Where the check makes its private 0700 temp dirs (local test files, authentication file), one per run in progress, reused by later runs. */
   tmpDir?: string;
   logger?: Logger;
 }
@@ -37,6 +37,12 @@ export const LIMITS = {
    * it is killed; the measurements are already taken by then.
    */
   quitWaitMs: 2_000,
+  /**
+   * A local run directory unused this long is removed. At the usual 60 s
+   * interval every directory a steady load needs is reused within a minute;
+   * one idle for 5 minutes was made for a burst that is over.
+   */
+  localDirIdleTtlMs: 5 * 60_000,
   /** smbclient's own -t (whole seconds) is the operation timeout rounded up plus this, so ours always fires first. */
   smbclientTimeoutLagSeconds: 1,
 } as const;

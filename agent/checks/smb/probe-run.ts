@@ -8,14 +8,13 @@
 // A failed write is not read or unlinked ("reads of nothing" on a read-only
 // share); a failure of one file does not stop the others. A session that ends
 // (timeout, crash, abort) stops the run; its files are removed by a later run.
-import { randomBytes } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import type { ProbeTarget } from "../../../shared/config/types.ts";
 import { errorMessage } from "../../../shared/errors.ts";
 import type { Logger } from "../../../shared/logger.ts";
 import type { ProbeResult } from "../../../shared/result.ts";
-import { buildInvocation, makeRunDir, removeRunDir, writeAuthFile } from "./invocation.ts";
+import { buildInvocation } from "./invocation.ts";
+import type { LocalDir, LocalFile } from "./local-dir.ts";
+import type { LocalDirPool } from "./local-dir-pool.ts";
 import { nextRunStamp, parseListing, quoteArg, runNames, staleEntries, type ListedEntry } from "./names.ts";
 import { LIMITS } from "./options.ts";
 import { RunRecorder } from "./recorder.ts";
@@ -26,7 +25,8 @@ export interface RunContext {
   agentId: string;
   smbclientPath: string;
   stdbufPath: string;
-  tmpDir: string;
+  /** Local directories (authentication file, put and get files), reused run after run. */
+  localDirs: LocalDirPool;
   logger: Logger;
   env: NodeJS.ProcessEnv;
 }
@@ -45,16 +45,18 @@ export async function runSmbProbe(
   const runTimeoutMs = target.timeoutSeconds * 1000;
   const runDeadline = t0 + runTimeoutMs;
   const recorder = new RunRecorder();
-  let runDir: string | null = null;
+  let local: LocalDir | null = null;
+  /** Set on local trouble or a failed integrity check: the directory is not reused. */
+  let localSuspect = false;
   let session: SmbclientSession | null = null;
   try {
-    runDir = await makeRunDir(ctx.tmpDir);
-    const authFile = await writeAuthFile(runDir, target.username);
-    // Local test files are made before smbclient starts, so their cost is in no sample.
-    const written = await makeLocalFiles(runDir, target.fileCount, target.fileSizeBytes);
+    local = await ctx.localDirs.acquire();
+    await local.setUsername(target.username);
+    // Local test files are filled before smbclient starts, so their cost is in no sample.
+    const written = await local.prepare(target.fileCount, target.fileSizeBytes);
     const inv = buildInvocation(
       target,
-      { stdbuf: ctx.stdbufPath, smbclient: ctx.smbclientPath, authFile },
+      { stdbuf: ctx.stdbufPath, smbclient: ctx.smbclientPath, authFile: local.authPath },
       ctx.env,
     );
     const loginTimeoutMs = Math.min(opTimeoutMs, runTimeoutMs);
@@ -71,9 +73,10 @@ export async function runSmbProbe(
     );
     const steps = new Steps(session, recorder, { opTimeoutMs, runDeadline, runTimeoutMs });
     await steps.login(loginTimeoutMs);
-    await sequence(target, ctx, steps, runDir, written, nextRunStamp(startedAtMs));
+    localSuspect = !(await sequence(target, ctx, steps, local, written, nextRunStamp(startedAtMs)));
   } catch (err) {
     if (!(err instanceof SessionEnded)) {
+      localSuspect = true;
       // Local trouble (temp dir not writable, a name smbclient cannot take) or a bug: the run says so.
       recorder.failure(null, "internal", errorMessage(err));
       ctx.logger.error({ err, target: target.name }, "smb probe run failed locally");
@@ -83,46 +86,30 @@ export async function runSmbProbe(
       if (signal.aborted) await session.kill();
       else await session.quit(Math.min(LIMITS.quitWaitMs, Math.max(0, runDeadline - performance.now())));
     }
-    if (runDir !== null) await removeRunDir(runDir).catch(() => {});
+    // After smbclient is gone: nothing writes into the directory any more.
+    if (local !== null) await ctx.localDirs.release(local, localSuspect);
   }
   return recorder.result(target, startedAtMs, performance.now() - t0);
-}
-
-interface LocalFile {
-  path: string;
-  bytes: Buffer;
-}
-
-async function makeLocalFiles(runDir: string, count: number, size: number): Promise<LocalFile[]> {
-  const files: LocalFile[] = [];
-  for (let i = 0; i < count; i++) {
-    // Random content, so a server (or a cache on the way) cannot pass integrity by returning stale or zeroed bytes.
-    const bytes = randomBytes(size);
-    const path = join(runDir, `w-${i}`);
-    await writeFile(path, bytes, { mode: 0o600 });
-    files.push({ path, bytes });
-  }
-  return files;
 }
 
 async function sequence(
   target: ProbeTarget,
   ctx: RunContext,
   steps: Steps,
-  runDir: string,
+  dir: LocalDir,
   local: LocalFile[],
   runStamp: number,
-): Promise<void> {
+): Promise<boolean> {
   const names = runNames(ctx.agentId, runStamp);
   const basedir = target.remoteBasedir;
   if (basedir !== "" && basedir !== ".") {
     const cd = await steps.run("ls_dir", `cd ${quoteArg(basedir)}`, { untimed: true, chargeTo: "ls_dir" });
-    if (!cd.ok) return;
+    if (!cd.ok) return true;
   }
 
   const onServer: { index: number; name: string }[] = [];
   for (const [i, file] of local.entries()) {
-    const r = await steps.run("write", `put ${quoteArg(file.path)} ${quoteArg(names.file(i))}`, {
+    const r = await steps.run("write", `put ${quoteArg(file.writePath)} ${quoteArg(names.file(i))}`, {
       successLine: PUT_OK,
     });
     if (r.ok) onServer.push({ index: i, name: names.file(i) });
@@ -131,12 +118,13 @@ async function sequence(
   const ls = await steps.run("ls_dir", "ls");
   const listing = ls.ok ? parseListing(ls.lines) : [];
 
+  let intact = true;
   for (const f of onServer) {
-    const readPath = join(runDir, `r-${f.index}`);
-    const r = await steps.run("read", `get ${quoteArg(f.name)} ${quoteArg(readPath)}`, {
+    const file = local[f.index]!;
+    const r = await steps.run("read", `get ${quoteArg(f.name)} ${quoteArg(file.readPath)}`, {
       successLine: GET_OK,
     });
-    if (r.ok) await checkIntegrity(steps, f.name, local[f.index]!.bytes, readPath);
+    if (r.ok && !(await checkIntegrity(steps, f.name, dir, f.index, file.bytes))) intact = false;
   }
 
   if (target.rename) {
@@ -155,24 +143,34 @@ async function sequence(
   }
 
   await removeStale(steps, ctx, listing, runStamp, target);
+  return intact;
 }
 
-async function checkIntegrity(steps: Steps, name: string, expected: Buffer, readPath: string): Promise<void> {
+/** Records the integrity sample (local read-back and compare) or failure; false when the bytes differ. */
+async function checkIntegrity(
+  steps: Steps,
+  name: string,
+  dir: LocalDir,
+  index: number,
+  expected: Buffer,
+): Promise<boolean> {
   const t = performance.now();
-  const actual = await readFile(readPath);
+  const actual = await dir.readBack(index, expected.length);
   const same = actual.equals(expected);
   const ms = performance.now() - t;
   if (same) {
     steps.recordSample("integrity", ms);
-    return;
+    return true;
   }
   let at = 0;
   while (at < Math.min(actual.length, expected.length) && actual[at] === expected[at]) at++;
+  const length = await dir.readSize(index);
   steps.recordFailure(
     "integrity",
     "integrity",
-    `${name}: read back ${actual.length} bytes, wrote ${expected.length}; first difference at byte ${at}`,
+    `${name}: read back ${length} bytes, wrote ${expected.length}; first difference at byte ${at}`,
   );
+  return false;
 }
 
 /** Untimed: a run that died left files; they go now (see staleEntries for which ones are safe to remove). */
