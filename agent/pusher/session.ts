@@ -70,6 +70,9 @@ export async function runSession(deps: SessionDeps, stop: AbortSignal): Promise<
   const welcomePromise = new Promise<void>((resolve) => (resolveWelcome = resolve));
   const window = new SendWindow(options.window, 0);
   let retryAfterMs: number | null = null;
+  /** Result bytes per batch: the sender's own limit, lowered to fit the aggregator's (Welcome). */
+  let batchBytes = options.maxBatchBytes;
+  let messageLimit = Infinity;
 
   const ack = (upTo: number): void => {
     if (upTo > counters.ackedSeq) {
@@ -153,6 +156,11 @@ export async function runSession(deps: SessionDeps, stop: AbortSignal): Promise<
           // A high-water mark this buffer never reached means the buffer file was
           // replaced: renumber rather than have new results skipped as duplicates.
           buffer.ensureSeqAbove(highWater);
+          const limit = msg.kind.value.maxMessageBytes;
+          if (limit > 0) {
+            messageLimit = limit;
+            batchBytes = Math.min(options.maxBatchBytes, batchBudget(limit, options.maxBatchResults));
+          }
           ack(highWater);
           welcomed = true;
           resolveWelcome();
@@ -233,11 +241,21 @@ export async function runSession(deps: SessionDeps, stop: AbortSignal): Promise<
         await wake.wait();
         continue;
       }
-      const records = buffer.read(window.cursor, options.maxBatchResults, options.maxBatchBytes);
+      const records = buffer.read(window.cursor, options.maxBatchResults, batchBytes);
       const head = records[0];
       const tail = records[records.length - 1];
       if (head === undefined || tail === undefined) {
         await wake.wait();
+        continue;
+      }
+      if (records.length === 1 && head.bytes.length > batchBudget(messageLimit, 1)) {
+        // One result larger than the aggregator takes can never be delivered;
+        // resending it would stall everything behind it. Counted and logged.
+        logger.error(
+          { seq: head.seq, bytes: head.bytes.length, maxMessageBytes: messageLimit },
+          "a buffered result is larger than the aggregator accepts; discarding it",
+        );
+        counters.rejected += buffer.discard(head.seq, head.seq);
         continue;
       }
       const bytes = encodeBatchMessage(
@@ -278,4 +296,13 @@ export async function runSession(deps: SessionDeps, stop: AbortSignal): Promise<
     }
     deps.changed();
   }
+}
+
+/**
+ * Result bytes that fit in one message of limit bytes: the Batch envelope
+ * costs a few bytes per result (tag and length) and a few for first_seq and
+ * the AgentMessage wrapper; 16 per result and 1 KiB overall cover them.
+ */
+export function batchBudget(limit: number, results: number): number {
+  return limit - 1024 - 16 * results;
 }

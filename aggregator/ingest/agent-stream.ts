@@ -236,7 +236,7 @@ export class AgentStream {
       },
       "agent connected",
     );
-    this.#send(welcome(opened.highWater, this.#deps.serverVersion));
+    this.#send(welcome(opened.highWater, this.#deps.serverVersion, this.#deps.settings.maxMessageBytes));
   }
 
   async #batch(batch: RawBatch, receivedAt: number): Promise<void> {

@@ -12,11 +12,12 @@ export function statusName(code: number): string {
   return (status as unknown as Record<number, string>)[code] ?? String(code);
 }
 
-export function welcome(highWaterSeq: bigint, serverVersion: string): AggregatorMessage {
+/** maxMessageBytes tells the agent how large its batches may be (0: not said). */
+export function welcome(highWaterSeq: bigint, serverVersion: string, maxMessageBytes = 0): AggregatorMessage {
   return create(AggregatorMessageSchema, {
     kind: {
       case: "welcome",
-      value: { highWaterSeq, serverVersion, wallClockUnixMs: BigInt(Date.now()) },
+      value: { highWaterSeq, serverVersion, wallClockUnixMs: BigInt(Date.now()), maxMessageBytes },
     },
   });
 }

@@ -1,11 +1,11 @@
 // The sender against an aggregator whose [server] max_message_bytes is below
 // the sender's batch size (the config allows any value from 1 KiB): the
-// aggregator refuses each batch in-band with RESOURCE_EXHAUSTED — the code it
-// also uses for its rate limit — and the sender's reject table says "retry,
-// however often" for that code. Nothing makes the batch smaller, so the same
-// batch is refused forever and the whole backlog behind it stalls.
-// Expected: the backlog is delivered (e.g. the sender shrinks a batch the
-// aggregator refused as too large, or learns the limit from Welcome).
+// aggregator would refuse each batch in-band with RESOURCE_EXHAUSTED — the
+// code it also uses for its rate limit, which the sender retries — so the same
+// batch would be refused forever and the backlog behind it stall. The
+// aggregator states its limit in Welcome and the sender keeps its batches
+// below it; a single result larger than the limit can never be delivered and
+// is discarded (counted as rejected) rather than stalling the rest.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -63,7 +63,45 @@ describe("aggregator message limit below the sender's batch size", () => {
     const status = shipper.status();
     await shipper.stop();
     buffer.close();
-    // What happens today: every batch is ~140 KB, refused, resent, refused … (status.rejects grows).
     expect({ backlog: status.backlog, acked: status.ackedResults }).toEqual({ backlog: 0, acked: RESULTS });
+    expect(status.rejects).toBe(0);
+  });
+
+  it("discards a single result larger than the limit and delivers the rest", async () => {
+    const buffer = openBuffer(join(dir, "huge.db"), { maxBytes: 1 << 30, maxAgeSeconds: 86_400 });
+    const targets = syntheticTargets(1);
+    const huge = syntheticResult(targets[0]!, Date.now(), "x".repeat(MAX_MESSAGE_BYTES * 2));
+    buffer.appendMany([
+      syntheticResult(targets[0]!, Date.now(), "before"),
+      huge,
+      syntheticResult(targets[0]!, Date.now(), "after"),
+    ]);
+    const abort = new AbortController();
+    const shipper = startShipper(
+      {
+        buffer,
+        aggregator: { url: `127.0.0.1:${fx.server.port}`, ca: null, cert: null, key: null, insecure: true },
+        site: "paris",
+        agentId: "paris-02",
+        agentVersion: "0.0.0-test",
+        targets,
+        logger: silentLogger(),
+        options: FAST_RECONNECT,
+      },
+      abort.signal,
+    );
+    const deadline = Date.now() + WAIT_MS;
+    while (buffer.backlog().count > 0 && Date.now() < deadline) await sleep(100);
+    const status = shipper.status();
+    await shipper.stop();
+    buffer.close();
+    expect({ backlog: status.backlog, acked: status.ackedResults, rejected: status.rejected }).toEqual({
+      backlog: 0,
+      acked: 2,
+      rejected: 1,
+    });
+    const rows = await fx.sql<{ failure_message: string }[]>`
+      SELECT failure_message FROM results WHERE agent_id = 'paris-02' ORDER BY seq`;
+    expect(rows.map((r) => r.failure_message)).toEqual(["before", "after"]);
   });
 });

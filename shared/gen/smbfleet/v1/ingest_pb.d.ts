@@ -154,6 +154,14 @@ export declare type Welcome = Message<"smbfleet.v1.Welcome"> & {
    * @generated from field: int64 wall_clock_unix_ms = 3;
    */
   wallClockUnixMs: bigint;
+
+  /**
+   * The largest AgentMessage the aggregator accepts, in bytes; the agent
+   * keeps its batches below it. 0 when the aggregator does not say.
+   *
+   * @generated from field: uint32 max_message_bytes = 4;
+   */
+  maxMessageBytes: number;
 };
 
 /**
