@@ -1,10 +1,12 @@
 // `smbfleet agent` as a child process, for the demo, the end-to-end tests
-// and the benchmarks: started with `node main.ts agent --config F`, its pino
+// and the benchmarks: started as bin/smbfleet starts it (`node <the agent's V8
+// flags> main.ts agent --config F`, with this process's node), its pino
 // JSON log parsed line by line, its HTTP address taken from the
 // "agent started" line (so http_listen may use port 0), stopped by signal.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { agentNodeFlags } from "../shared/launcher.ts";
 
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
 /** The agent is listening within ~300 ms here; a loaded test machine gets far more. */
@@ -47,7 +49,7 @@ export async function startAgentProcess(
     detached?: boolean;
   } = {},
 ): Promise<AgentProcess> {
-  const child = spawn(process.execPath, [MAIN, "agent", "--config", configFile], {
+  const child = spawn(process.execPath, [...agentNodeFlags(), MAIN, "agent", "--config", configFile], {
     env: opts.env ?? process.env,
     stdio: ["ignore", "pipe", "pipe"],
     detached: opts.detached ?? false,
