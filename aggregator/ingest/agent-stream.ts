@@ -1,6 +1,7 @@
-// One agent's ingest stream, from Hello to the end. Messages are handled one
-// at a time in arrival order, so a batch is committed and acked before the
-// next is looked at; the order of Acks is the order of batches.
+// One agent's ingest stream, from Hello to the end. Messages are handled in
+// arrival order; batches that queued up behind a commit are checked one by
+// one and then committed together (batch-group.ts), and every reply goes out
+// in the order the messages came, each Ack after its commit.
 //
 // What ends the stream (a gRPC status): no Hello first (FAILED_PRECONDITION),
 // identity problems (UNAUTHENTICATED, PERMISSION_DENIED), a database error
@@ -19,20 +20,13 @@ import { fleetNameProblem } from "../../shared/tls/names.ts";
 import type { Db } from "../db/connect.ts";
 import type { AggregatorMetrics } from "../metrics/aggregator-metrics.ts";
 import { markDisconnected, openAgent, recordHeartbeat, type Identity } from "./agents.ts";
+import { BatchOrder } from "./batch-order.ts";
+import { MAX_MERGED_RESULTS, storeGroup, type Admitted, type HeldReply } from "./batch-group.ts";
 import { BatchReader } from "./batch-reader.ts";
 import { CopyWriter } from "./copy-rows.ts";
 import type { AgentRateLimits } from "./rate-limit.ts";
-import {
-  ack,
-  quarantineReject,
-  reject,
-  statusError,
-  statusName,
-  welcome,
-  type StatusCode,
-} from "./replies.ts";
+import { ack, reject, statusError, statusName, welcome, type StatusCode } from "./replies.ts";
 import type { IngestMessage, RawBatch } from "./raw-batch.ts";
-import { storeBatch } from "./store.ts";
 import type { TargetCache } from "./targets.ts";
 import { validateTarget, type ValidTarget } from "./validate.ts";
 
@@ -67,23 +61,31 @@ export type IngestCall = ServerDuplexStream<Decoded<IngestMessage>, AggregatorMe
  */
 const MAX_QUEUED_MESSAGES = 16;
 
+type Queued = { message: Decoded<IngestMessage>; receivedAt: number };
+
+/** The batch a queued message carries, if it is one. */
+function batchOf(q: Queued | undefined): RawBatch | null {
+  return q !== undefined && q.message.ok && q.message.message.case === "rawBatch"
+    ? q.message.message.value
+    : null;
+}
+
 export class AgentStream {
   readonly #call: IngestCall;
   readonly #deps: IngestDeps;
   #log: Logger;
-  readonly #queue: { message: Decoded<IngestMessage>; receivedAt: number }[] = [];
+  readonly #queue: Queued[] = [];
   readonly #reader = new BatchReader();
-  /** The COPY columns of the batch in hand; reused, as a stream stores one batch at a time. */
+  /** The COPY columns of the batches in hand; reused, as a stream stores one group at a time. */
   readonly #columns = new CopyWriter();
   #identity: Identity | null = null;
   #connectedAt: Date | null = null;
   #processing: Promise<void> | null = null;
   #closed = false;
   #halfClosed = false;
-  /** Last sequence of the last batch accepted on this stream (backwards detection). */
-  #lastSeq: bigint | null = null;
-  /** After a rate-limit refusal: later batches wait until this seq is resent. */
-  #resendFrom: bigint | null = null;
+  readonly #order = new BatchOrder();
+  /** While a group is admitted after its first batch: replies in order, acks as placeholders. */
+  #held: HeldReply[] | null = null;
   #skewWarned = false;
   /** Resolves when the stream has ended, for whoever waits on shutdown. */
   readonly done: Promise<void>;
@@ -133,9 +135,22 @@ export class AgentStream {
       while (!this.#closed) {
         const next = this.#queue.shift();
         if (next === undefined) break;
+        const raw = this.#connectedAt === null ? null : batchOf(next);
+        const group = raw === null ? null : [{ raw, receivedAt: next.receivedAt }];
+        let results = raw?.count ?? 0;
+        for (
+          let more = batchOf(this.#queue[0]);
+          group !== null && more !== null;
+          more = batchOf(this.#queue[0])
+        ) {
+          if (results + more.count > MAX_MERGED_RESULTS) break;
+          results += more.count;
+          group.push({ raw: more, receivedAt: this.#queue.shift()!.receivedAt });
+        }
         if (this.#queue.length < MAX_QUEUED_MESSAGES / 2) this.#call.resume();
         try {
-          await this.#handle(next.message, next.receivedAt);
+          if (group !== null) await this.#batches(group);
+          else await this.#handle(next.message, next.receivedAt);
         } catch (err) {
           this.#log.error({ err }, "ingest handler failed");
           this.#end(status.INTERNAL, `aggregator error: ${errorMessage(err)}`);
@@ -167,7 +182,7 @@ export class AgentStream {
     const kind = decoded.message;
     switch (kind.case) {
       case "rawBatch":
-        return this.#batch(kind.value, receivedAt);
+        return this.#batches([{ raw: kind.value, receivedAt }]);
       case "heartbeat":
         return this.#heartbeat(kind.value);
       case "hello":
@@ -239,98 +254,63 @@ export class AgentStream {
     this.#send(welcome(opened.highWater, this.#deps.serverVersion, this.#deps.settings.maxMessageBytes));
   }
 
-  async #batch(batch: RawBatch, receivedAt: number): Promise<void> {
-    const id = this.#identity!;
-    const settings = this.#deps.settings;
+  /** Batches queued together: checked and read one by one, stored together (batch-group.ts). */
+  async #batches(group: readonly { raw: RawBatch; receivedAt: number }[]): Promise<void> {
     const nowMs = Date.now();
+    this.#columns.reset();
+    const admitted: Admitted[] = [];
+    let held: HeldReply[];
+    try {
+      for (const { raw, receivedAt } of group) {
+        const a = this.#admit(raw, receivedAt, nowMs);
+        if (a === null) continue;
+        // Replies to batches after this one wait for its commit.
+        this.#held ??= [];
+        this.#held.push({ ack: a });
+        admitted.push(a);
+      }
+    } finally {
+      held = this.#held ?? [];
+      this.#held = null;
+    }
+    if (admitted.length === 0) return;
+    const deps = { ...this.#deps, log: this.#log, reader: this.#reader };
+    const out = await storeGroup(deps, this.#identity!, admitted, held, this.#columns.buffer, nowMs);
+    if (!out.ok) return this.#end(out.code, out.details);
+    for (const reply of out.replies) this.#send(reply);
+  }
+
+  /**
+   * A batch read and checked (batch-order.ts): the batch, or null when it
+   * was answered instead (a Reject, or the Ack of an empty batch).
+   */
+  #admit(batch: RawBatch, receivedAt: number, nowMs: number): Admitted | null {
+    const settings = this.#deps.settings;
     // Results are read (decoded and validated) first: a result that does not
     // decode refuses the whole message, as decoding it on arrival did.
-    this.#columns.reset();
     const read = this.#reader.read(
       batch,
       nowMs,
       { maxFutureSkewMs: settings.maxFutureSkewMs, lateAfterMs: settings.lateAfterMs },
       this.#columns,
     );
-    if (!read.ok) return this.#reject(status.INVALID_ARGUMENT, read.reason);
+    if (!read.ok) {
+      this.#reject(status.INVALID_ARGUMENT, read.reason);
+      return null;
+    }
     const n = batch.count;
-    const m = this.#deps.metrics;
-    m.batchSize.observe(n);
-    if (n === 0) return this.#send(ack(this.#lastSeq ?? 0n));
-    if (batch.firstSeq === 0n) {
-      return this.#reject(
-        status.INVALID_ARGUMENT,
-        "batch.first_seq: must be 1 or more (sequences start at 1)",
-      );
+    this.#deps.metrics.batchSize.observe(n);
+    if (n === 0) {
+      this.#send(ack(this.#order.lastSeq));
+      return null;
     }
-    const first = batch.firstSeq;
-    const last = first + BigInt(n) - 1n;
-    if (this.#lastSeq !== null && first <= this.#lastSeq) {
-      return this.#reject(
-        status.OUT_OF_RANGE,
-        `batch.first_seq ${first} goes backwards: seq ${this.#lastSeq} was already received on this stream`,
-        first,
-        last,
-      );
+    const agent = this.#identity!.agent;
+    const v = this.#order.admit(batch.firstSeq, n, (count) => this.#deps.limits.take(agent, count));
+    if (!v.ok) {
+      this.#reject(v.code, v.message, v.first, v.last);
+      return null;
     }
-    if (this.#resendFrom !== null && first > this.#resendFrom) {
-      return this.#reject(
-        status.RESOURCE_EXHAUSTED,
-        `refused: waiting for seq ${this.#resendFrom} to be resent first (it was refused for the rate limit)`,
-        first,
-        last,
-      );
-    }
-    const take = this.#deps.limits.take(id.agent, n);
-    if (!take.ok) {
-      this.#resendFrom = this.#resendFrom === null || first < this.#resendFrom ? first : this.#resendFrom;
-      return this.#reject(
-        status.RESOURCE_EXHAUSTED,
-        `rate limit exceeded; resend from seq ${first} in ${take.retryAfterMs} ms`,
-        first,
-        last,
-      );
-    }
-    this.#resendFrom = null;
-
-    let outcome;
-    try {
-      outcome = await storeBatch(
-        this.#deps.sql,
-        this.#deps.targets,
-        id,
-        { first, last, rows: read.rows, invalid: read.invalid, fields: this.#columns.buffer },
-        nowMs,
-      );
-    } catch (err) {
-      this.#log.warn({ err: errorMessage(err), firstSeq: first.toString() }, "batch not stored");
-      return this.#end(status.UNAVAILABLE, `database unavailable, batch ${first}-${last} not stored; resend`);
-    }
-    if (outcome.kind === "refused") return this.#end(status.PERMISSION_DENIED, outcome.reason);
-    this.#lastSeq = last;
-
-    m.recordResults(id.site, id.agent, outcome.stored);
-    if (outcome.stored.length > 0)
-      m.ingestResults.inc({ site: id.site, outcome: "stored" }, outcome.stored.length);
-    if (outcome.duplicates > 0)
-      m.ingestResults.inc({ site: id.site, outcome: "duplicate" }, outcome.duplicates);
-    if (outcome.quarantined.length > 0) {
-      m.ingestResults.inc({ site: id.site, outcome: "quarantined" }, outcome.quarantined.length);
-      const message = quarantineReject(outcome.quarantined, n);
-      this.#log.warn(
-        {
-          status: "INVALID_ARGUMENT",
-          quarantined: outcome.quarantined.length,
-          first: outcome.quarantined[0]?.reason,
-        },
-        "results quarantined",
-      );
-      m.rejects.inc({ code: "INVALID_ARGUMENT" });
-      this.#send(message);
-    }
-    m.agentLastSeen.set({ site: id.site, agent: id.agent }, nowMs / 1000);
-    this.#send(ack(last));
-    m.batchLatency.observe((performance.now() - receivedAt) / 1000);
+    return { first: v.first, last: v.last, count: n, receivedAt, rows: read.rows, invalid: read.invalid };
   }
 
   async #heartbeat(hb: Heartbeat): Promise<void> {
@@ -384,7 +364,8 @@ export class AgentStream {
   }
 
   #send(message: AggregatorMessage): void {
-    if (!this.#closed) this.#call.write(message);
+    if (this.#held !== null) this.#held.push({ send: message });
+    else if (!this.#closed) this.#call.write(message);
   }
 
   /** Ends the stream with an error status and stops reading. */

@@ -6,6 +6,7 @@
 // every batch is decoded and validated once.
 import { fromBinary } from "@bufbuild/protobuf";
 import { ResultSchema, TargetSchema } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
+import type { ResultForMetrics } from "../metrics/aggregator-metrics.ts";
 import { resultFields, type CopyWriter } from "./copy-rows.ts";
 import { malformedReason, type RawBatch } from "./raw-batch.ts";
 import { ResultReader, type ReadContext, type ReadResult } from "./result-reader.ts";
@@ -99,11 +100,26 @@ export class BatchReader {
         startedAtMs: r.startedAtMs,
         healthy: r.healthy,
         operations: r.operations,
+        bytes,
+        start,
+        end,
         aboveThreshold: r.aboveThreshold,
         fieldsStart,
         fieldsEnd: out.length,
       });
     }
     return { ok: true, rows, invalid };
+  }
+
+  /** What the metrics read of stored rows; built now, after their commit, to die young. */
+  forMetrics(rows: readonly ReadResult[]): ResultForMetrics[] {
+    return rows.map((r) => ({
+      targetId: r.targetId,
+      target: r.target,
+      startedAtMs: r.startedAtMs,
+      healthy: r.healthy,
+      operations: r.operations ?? this.#reader.operations(r.bytes, r.start, r.end),
+      aboveThreshold: r.aboveThreshold,
+    }));
   }
 }

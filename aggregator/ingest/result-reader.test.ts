@@ -120,7 +120,7 @@ function check(bytes: Buffer, index: number): boolean {
     target: fast.target,
     startedAtMs: fast.startedAtMs,
     healthy: fast.healthy,
-    operations: fast.operations,
+    operations: new ResultReader().operations(bytes, 0, bytes.length),
     aboveThreshold: fast.aboveThreshold,
   }).toEqual({
     target: v.target,

@@ -21,7 +21,10 @@ export interface ReadOperation {
   failures: number;
 }
 
-/** A valid result ready to store; also what the metrics read (ResultForMetrics). */
+/**
+ * A valid result ready to store, with what the metrics read of it once it
+ * is stored (batch-reader.ts forMetrics).
+ */
 export interface ReadResult {
   seq: bigint;
   target: ValidTarget;
@@ -29,7 +32,16 @@ export interface ReadResult {
   targetId: bigint;
   startedAtMs: number;
   healthy: boolean;
-  operations: ReadOperation[];
+  /**
+   * null when read by the fast path: the metrics' objects are built from
+   * `bytes` after the commit, so that they do not live through it (objects
+   * that survive young-generation GCs are what GC time grows with).
+   */
+  operations: ReadOperation[] | null;
+  /** The result's wire bytes: bytes[start, end). */
+  bytes: Buffer;
+  start: number;
+  end: number;
   aboveThreshold: Operation[];
   /**
    * Where its COPY columns seq … late (each followed by a tab, as
@@ -51,8 +63,6 @@ const VARINT = 0;
 const I64 = 1;
 const LEN = 2;
 const tag = (field: number, wire: number): number => (field << 3) | wire;
-const TRUE = 0x74; // t
-const FALSE = 0x66; // f
 
 /** Index of the name spelled by b[start, end) in names, or -1. */
 function nameIndex(b: Buffer, start: number, end: number, names: readonly string[]): number {
@@ -90,6 +100,15 @@ export class ResultReader {
   /** above_threshold entries (indexes in OPERATIONS); repeats are allowed. */
   readonly #above: number[] = [];
 
+  /** Doubles are read through a DataView of #b (Buffer.readDoubleLE costs a call each). */
+  #view: DataView = new DataView(new ArrayBuffer(8));
+
+  #use(b: Buffer): void {
+    if (b === this.#b) return;
+    this.#b = b;
+    this.#view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  }
+
   /** A varint of at most maxBytes bytes (≤ 7: exact as a number), or -1. */
   #varint(end: number, maxBytes: number): number {
     const b = this.#b;
@@ -126,7 +145,7 @@ export class ResultReader {
     ctx: ReadContext,
     out: CopyWriter,
   ): ReadResult | null {
-    this.#b = b;
+    this.#use(b);
     this.#pos = start;
     this.#ops = 0;
     this.#above.length = 0;
@@ -160,7 +179,7 @@ export class ResultReader {
           break;
         case tag(3, I64):
           if (this.#pos + 8 > end) return null;
-          durationMs = b.readDoubleLE(this.#pos);
+          durationMs = this.#view.getFloat64(this.#pos, true);
           this.#pos += 8;
           break;
         case tag(4, LEN): {
@@ -211,52 +230,73 @@ export class ResultReader {
     if (target === null || startedAtMs <= 0 || startedAtMs - ctx.nowMs > ctx.maxFutureSkewMs) return null;
     if (!Number.isFinite(durationMs) || durationMs < 0) return null;
 
-    // Valid: write the columns (copy-rows.ts resultFields, byte for byte) and
-    // build what the metrics read.
+    // Valid: write the columns (copy-rows.ts resultFields, byte for byte).
+    // Strings built here die at once; only bytes stay with the batch.
     const fieldsStart = out.length;
-    out.ascii(`${seq}\t${new Date(startedAtMs).toISOString()}\t${durationMs}\t`);
-    out.byte(healthy === 1 ? TRUE : FALSE);
-    out.tab();
-    out.ascii(failureClass < 0 ? "\\N" : FAILURE_CLASSES[failureClass]!);
-    out.tab();
+    out.ascii(
+      `${seq}\t${new Date(startedAtMs).toISOString()}\t${durationMs}\t${healthy === 1 ? "t" : "f"}\t` +
+        `${failureClass < 0 ? "\\N" : FAILURE_CLASSES[failureClass]}\t`,
+    );
     if (messageEnd > messageStart) out.escaped(b, messageStart, messageEnd);
     else out.ascii("\\N");
-    out.ascii("\t[");
-    const operations: ReadOperation[] = [];
+    let json = "";
     for (let o = 0; o < this.#ops; o++) {
-      const index = this.#opIndex[o]!;
-      if (o > 0) out.ascii(",");
-      out.ascii(OPERATION_JSON_HEAD[index]!);
-      const samplesMs: number[] = [];
-      for (let p = this.#opSamples[o]!; p < this.#opSamplesEnd[o]!; p += 8) {
-        const v = b.readDoubleLE(p);
-        out.ascii(samplesMs.length === 0 ? `${v}` : `,${v}`);
-        samplesMs.push(v);
+      json += `${o === 0 ? "" : ","}${OPERATION_JSON_HEAD[this.#opIndex[o]!]}`;
+      const samplesEnd = this.#opSamplesEnd[o]!;
+      for (let p = this.#opSamples[o]!; p < samplesEnd; p += 8) {
+        json += `${p === this.#opSamples[o] ? "" : ","}${this.#view.getFloat64(p, true)}`;
       }
-      const failures = this.#opFailures[o]!;
-      out.ascii(`],"failures":${failures}}`);
-      operations.push({ operation: OPERATIONS[index]!, samplesMs, failures });
+      json += `],"failures":${this.#opFailures[o]}}`;
     }
-    out.ascii("]\t{");
-    let aboveThreshold = NONE;
-    if (this.#above.length > 0) {
-      aboveThreshold = this.#above.map((i) => OPERATIONS[i]!);
-      out.ascii(aboveThreshold.join(","));
-    }
-    out.ascii("}\t");
-    out.byte(ctx.nowMs - startedAtMs > ctx.lateAfterMs ? TRUE : FALSE);
-    out.tab();
+    const aboveThreshold = this.#above.length === 0 ? NONE : this.#above.map((i) => OPERATIONS[i]!);
+    out.ascii(
+      `\t[${json}]\t{${aboveThreshold.join(",")}}\t${ctx.nowMs - startedAtMs > ctx.lateAfterMs ? "t" : "f"}\t`,
+    );
     return {
       seq,
       target,
       targetId: 0n,
       startedAtMs,
       healthy: healthy === 1,
-      operations,
+      operations: null,
+      bytes: b,
+      start,
+      end,
       aboveThreshold,
       fieldsStart,
       fieldsEnd: out.length,
     };
+  }
+
+  /**
+   * The operations of a result read() took, decoded again from its bytes
+   * (read() has checked every field of them).
+   */
+  operations(b: Buffer, start: number, end: number): ReadOperation[] {
+    this.#use(b);
+    this.#pos = start;
+    const operations: ReadOperation[] = [];
+    while (this.#pos < end) {
+      const t = this.#varint(end, 5);
+      if ((t & 7) === VARINT) this.#varint(end, 10);
+      else if ((t & 7) === I64) this.#pos += 8;
+      else {
+        const s = this.#len(end);
+        if (t !== tag(4, LEN)) continue;
+        this.#ops = 0;
+        this.#operation(s, this.#lenEnd);
+        const samplesMs: number[] = [];
+        for (let p = this.#opSamples[0]!; p < this.#opSamplesEnd[0]!; p += 8) {
+          samplesMs.push(this.#view.getFloat64(p, true));
+        }
+        operations.push({
+          operation: OPERATIONS[this.#opIndex[0]!]!,
+          samplesMs,
+          failures: this.#opFailures[0]!,
+        });
+      }
+    }
+    return operations;
   }
 
   /** One OperationStats in b[start, end) into #op*[#ops++]; false when not taken. */
@@ -283,7 +323,7 @@ export class ResultReader {
         const s = this.#len(end);
         if (s < 0 || (this.#lenEnd - s) % 8 !== 0) return false;
         for (let p = s; p < this.#lenEnd; p += 8) {
-          const v = b.readDoubleLE(p);
+          const v = this.#view.getFloat64(p, true);
           if (!Number.isFinite(v) || v < 0) return false;
         }
         samples = s;
