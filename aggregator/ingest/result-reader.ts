@@ -12,7 +12,7 @@
 // both paths give the same row for valid results and that this one accepts
 // nothing validate.ts refuses, over generated and corrupted inputs.
 import { FAILURE_CLASSES, OPERATIONS, type Operation } from "../../shared/result.ts";
-import type { CopyWriter } from "./copy-rows.ts";
+import { copyText, isoTime, type CopyWriter } from "./copy-rows.ts";
 import type { ValidTarget } from "./validate.ts";
 
 export interface ReadOperation {
@@ -233,12 +233,6 @@ export class ResultReader {
     // Valid: write the columns (copy-rows.ts resultFields, byte for byte).
     // Strings built here die at once; only bytes stay with the batch.
     const fieldsStart = out.length;
-    out.ascii(
-      `${seq}\t${new Date(startedAtMs).toISOString()}\t${durationMs}\t${healthy === 1 ? "t" : "f"}\t` +
-        `${failureClass < 0 ? "\\N" : FAILURE_CLASSES[failureClass]}\t`,
-    );
-    if (messageEnd > messageStart) out.escaped(b, messageStart, messageEnd);
-    else out.ascii("\\N");
     let json = "";
     for (let o = 0; o < this.#ops; o++) {
       json += `${o === 0 ? "" : ","}${OPERATION_JSON_HEAD[this.#opIndex[o]!]}`;
@@ -249,8 +243,12 @@ export class ResultReader {
       json += `],"failures":${this.#opFailures[o]}}`;
     }
     const aboveThreshold = this.#above.length === 0 ? NONE : this.#above.map((i) => OPERATIONS[i]!);
+    // One write per row: each write call costs more than the concatenation.
     out.ascii(
-      `\t[${json}]\t{${aboveThreshold.join(",")}}\t${ctx.nowMs - startedAtMs > ctx.lateAfterMs ? "t" : "f"}\t`,
+      `${seq}\t${isoTime(startedAtMs)}\t${durationMs}\t${healthy === 1 ? "t" : "f"}\t` +
+        `${failureClass < 0 ? "\\N" : FAILURE_CLASSES[failureClass]}\t` +
+        `${messageEnd > messageStart ? copyText(b.toString("latin1", messageStart, messageEnd)) : "\\N"}\t` +
+        `[${json}]\t{${aboveThreshold.join(",")}}\t${ctx.nowMs - startedAtMs > ctx.lateAfterMs ? "t" : "f"}\t`,
     );
     return {
       seq,
