@@ -15,6 +15,7 @@ import { startHttpServer, type RunningHttpServer } from "../shared/http/server.t
 import { createLogger, type Logger } from "../shared/logger.ts";
 import { serverCredentials } from "../shared/tls/credentials.ts";
 import { loadTlsFiles } from "../shared/tls/files.ts";
+import { BatchPool } from "./ingest/batch-pool.ts";
 import { closeDatabase, connectDatabase, MAINTENANCE_STATEMENT_TIMEOUT_MS, type Db } from "./db/connect.ts";
 import { startMaintenance, type Maintenance } from "./db/maintenance.ts";
 import { migrate, schemaStatus } from "./db/migrate.ts";
@@ -33,6 +34,12 @@ options:
   -c, --config FILE   aggregator.toml
   -h, --help          this text
 `;
+
+/**
+ * Connections for Hello, Heartbeat and disconnect bookkeeping and migrations:
+ * short single statements; batches have their own pool of [database] pool_size.
+ */
+const BOOKKEEPING_POOL_SIZE = 4;
 
 /** Start-up keeps trying an unreachable database this long before giving up (a database container may start later). */
 const STARTUP_DB_WAIT_MS = 120_000;
@@ -117,7 +124,14 @@ export async function runAggregator(
     );
   }
 
-  const sql = connectDatabase({ url: config.database.url, poolSize: config.database.poolSize, logger });
+  const sql = connectDatabase({ url: config.database.url, poolSize: BOOKKEEPING_POOL_SIZE, logger });
+  // Batches get [database] pool_size connections of their own (ingest/batch-pool.ts).
+  const batchSql = connectDatabase({
+    url: config.database.url,
+    poolSize: config.database.poolSize,
+    logger,
+    applicationName: "smbfleet-aggregator-ingest",
+  });
   const maintenanceSql = connectDatabase({
     url: config.database.url,
     poolSize: 1,
@@ -132,7 +146,7 @@ export async function runAggregator(
     await grpc?.close();
     await http?.close();
     await maintenance?.stop();
-    await Promise.all([closeDatabase(sql), closeDatabase(maintenanceSql)]);
+    await Promise.all([closeDatabase(sql), closeDatabase(batchSql), closeDatabase(maintenanceSql)]);
   };
 
   try {
@@ -151,6 +165,7 @@ export async function runAggregator(
       maxMessageBytes: config.server.maxMessageBytes,
       deps: {
         sql,
+        batches: new BatchPool(batchSql, config.database.poolSize),
         targets: new TargetCache(),
         metrics,
         logger,

@@ -21,6 +21,7 @@ import type { Db } from "../db/connect.ts";
 import type { AggregatorMetrics } from "../metrics/aggregator-metrics.ts";
 import { markDisconnected, openAgent, recordHeartbeat, type Identity } from "./agents.ts";
 import { BatchOrder } from "./batch-order.ts";
+import type { BatchPool } from "./batch-pool.ts";
 import { MAX_MERGED_RESULTS, storeGroup, type Admitted, type HeldReply } from "./batch-group.ts";
 import { BatchReader } from "./batch-reader.ts";
 import { CopyWriter } from "./copy-rows.ts";
@@ -43,7 +44,10 @@ export interface IngestSettings {
 }
 
 export interface IngestDeps {
+  /** Hello, Heartbeat and disconnect bookkeeping. */
   sql: Db;
+  /** Batches: a pool of their own (batch-pool.ts). */
+  batches: BatchPool;
   targets: TargetCache;
   metrics: AggregatorMetrics;
   logger: Logger;

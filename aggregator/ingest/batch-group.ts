@@ -10,12 +10,12 @@ import { status } from "@grpc/grpc-js";
 import type { AggregatorMessage } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
 import { errorMessage } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/logger.ts";
-import type { Db } from "../db/connect.ts";
 import type { AggregatorMetrics } from "../metrics/aggregator-metrics.ts";
 import type { Identity } from "./agents.ts";
 import type { BatchReader, Quarantined } from "./batch-reader.ts";
 import { ack, quarantineReject, type StatusCode } from "./replies.ts";
 import type { ReadResult } from "./result-reader.ts";
+import type { BatchPool } from "./batch-pool.ts";
 import { storeBatch } from "./store.ts";
 import type { TargetCache } from "./targets.ts";
 
@@ -41,7 +41,7 @@ export interface Admitted {
 export type HeldReply = { send: AggregatorMessage } | { ack: Admitted };
 
 export interface GroupDeps {
-  sql: Db;
+  batches: BatchPool;
   targets: TargetCache;
   metrics: AggregatorMetrics;
   log: Logger;
@@ -66,18 +66,20 @@ export async function storeGroup(
   const tail = admitted.at(-1)!;
   let outcome;
   try {
-    outcome = await storeBatch(
-      deps.sql,
-      deps.targets,
-      id,
-      {
-        first: head.first,
-        last: tail.last,
-        rows: admitted.length === 1 ? head.rows : admitted.flatMap((a) => a.rows),
-        invalid: admitted.flatMap((a) => a.invalid),
-        fields,
-      },
-      nowMs,
+    outcome = await deps.batches.run((sql) =>
+      storeBatch(
+        sql,
+        deps.targets,
+        id,
+        {
+          first: head.first,
+          last: tail.last,
+          rows: admitted.length === 1 ? head.rows : admitted.flatMap((a) => a.rows),
+          invalid: admitted.flatMap((a) => a.invalid),
+          fields,
+        },
+        nowMs,
+      ),
     );
   } catch (err) {
     deps.log.warn({ err: errorMessage(err), firstSeq: head.first.toString() }, "batch not stored");

@@ -29,6 +29,10 @@ import type { IngestSettings } from "../../aggregator/ingest/agent-stream.ts";
 import { AgentRateLimits } from "../../aggregator/ingest/rate-limit.ts";
 import { startIngestServer, type RunningIngestServer } from "../../aggregator/ingest/server.ts";
 import { TargetCache } from "../../aggregator/ingest/targets.ts";
+import { BatchPool } from "../../aggregator/ingest/batch-pool.ts";
+
+/** Batch connections of a test ingest server, as [database] pool_size. */
+const BATCH_CONNECTIONS = 4;
 import type { RunningPostgres } from "../harness/postgres.ts";
 
 export const STREAM_PATH = "/smbfleet.v1.Ingest/Stream";
@@ -72,6 +76,7 @@ export async function startIngestFixture(
 /** An ingest server on an existing database (a second replica, say). */
 export async function startIngestOn(url: string, opts: FixtureOptions = {}): Promise<IngestFixture> {
   const sql = connectDatabase({ url: new Secret(url), poolSize: 4 });
+  const batchSql = connectDatabase({ url: new Secret(url), poolSize: BATCH_CONNECTIONS });
   await migrate(sql);
   const metrics = new AggregatorMetrics({ processMetrics: false });
   const tls = opts.tls === true;
@@ -90,6 +95,7 @@ export async function startIngestOn(url: string, opts: FixtureOptions = {}): Pro
     maxMessageBytes: settings.maxMessageBytes,
     deps: {
       sql,
+      batches: new BatchPool(batchSql, BATCH_CONNECTIONS),
       targets: new TargetCache(),
       metrics,
       logger: silentLogger(),
@@ -121,7 +127,7 @@ export async function startIngestOn(url: string, opts: FixtureOptions = {}): Pro
     async close() {
       for (const c of clients) c.close();
       await server.close(2_000);
-      await closeDatabase(sql);
+      await Promise.all([closeDatabase(sql), closeDatabase(batchSql)]);
       if (pkiDir !== null) rmSync(pkiDir, { recursive: true, force: true });
     },
   };

@@ -28,7 +28,8 @@ function summary(m: AggregatorMessage): string {
       return `ack ${m.kind.value.upToSeq}`;
     case "reject":
       return `reject ${m.kind.value.code} ${m.kind.value.firstSeq}-${m.kind.value.lastSeq}`;
-    default:
+    case "welcome":
+    case undefined:
       return String(m.kind.case);
   }
 }
