@@ -10,7 +10,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openBuffer } from "../../agent/buffer/buffer.ts";
+import { openBuffer, type ResultBuffer } from "../../agent/buffer/buffer.ts";
+import type { ShipperStatus } from "../../agent/pusher/state.ts";
+import type { TargetRef } from "../../shared/result.ts";
 import { startShipper } from "../../agent/pusher/shipper.ts";
 import { silentLogger } from "../../shared/logger.ts";
 import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
@@ -37,6 +39,30 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Sends the buffer to the aggregator until it is empty or WAIT_MS passed; the sender's last status. */
+async function drain(buffer: ResultBuffer, agentId: string, targets: TargetRef[]): Promise<ShipperStatus> {
+  const abort = new AbortController();
+  const shipper = startShipper(
+    {
+      buffer,
+      aggregator: { url: `127.0.0.1:${fx.server.port}`, ca: null, cert: null, key: null, insecure: true },
+      site: "paris",
+      agentId,
+      agentVersion: "0.0.0-test",
+      targets,
+      logger: silentLogger(),
+      options: FAST_RECONNECT,
+    },
+    abort.signal,
+  );
+  const deadline = Date.now() + WAIT_MS;
+  while (buffer.backlog().count > 0 && Date.now() < deadline) await sleep(100);
+  const status = shipper.status();
+  await shipper.stop();
+  buffer.close();
+  return status;
+}
+
 describe("aggregator message limit below the sender's batch size", () => {
   it("still delivers the backlog", async () => {
     const buffer = openBuffer(join(dir, "buffer.db"), { maxBytes: 1 << 30, maxAgeSeconds: 86_400 });
@@ -44,25 +70,7 @@ describe("aggregator message limit below the sender's batch size", () => {
     buffer.appendMany(
       Array.from({ length: RESULTS }, (_, i) => syntheticResult(targets[i % 10]!, Date.now(), `m${i}`)),
     );
-    const abort = new AbortController();
-    const shipper = startShipper(
-      {
-        buffer,
-        aggregator: { url: `127.0.0.1:${fx.server.port}`, ca: null, cert: null, key: null, insecure: true },
-        site: "paris",
-        agentId: "paris-01",
-        agentVersion: "0.0.0-test",
-        targets,
-        logger: silentLogger(),
-        options: FAST_RECONNECT,
-      },
-      abort.signal,
-    );
-    const deadline = Date.now() + WAIT_MS;
-    while (buffer.backlog().count > 0 && Date.now() < deadline) await sleep(100);
-    const status = shipper.status();
-    await shipper.stop();
-    buffer.close();
+    const status = await drain(buffer, "paris-01", targets);
     expect({ backlog: status.backlog, acked: status.ackedResults }).toEqual({ backlog: 0, acked: RESULTS });
     expect(status.rejects).toBe(0);
   });
@@ -76,25 +84,7 @@ describe("aggregator message limit below the sender's batch size", () => {
       huge,
       syntheticResult(targets[0]!, Date.now(), "after"),
     ]);
-    const abort = new AbortController();
-    const shipper = startShipper(
-      {
-        buffer,
-        aggregator: { url: `127.0.0.1:${fx.server.port}`, ca: null, cert: null, key: null, insecure: true },
-        site: "paris",
-        agentId: "paris-02",
-        agentVersion: "0.0.0-test",
-        targets,
-        logger: silentLogger(),
-        options: FAST_RECONNECT,
-      },
-      abort.signal,
-    );
-    const deadline = Date.now() + WAIT_MS;
-    while (buffer.backlog().count > 0 && Date.now() < deadline) await sleep(100);
-    const status = shipper.status();
-    await shipper.stop();
-    buffer.close();
+    const status = await drain(buffer, "paris-02", targets);
     expect({ backlog: status.backlog, acked: status.ackedResults, rejected: status.rejected }).toEqual({
       backlog: 0,
       acked: 2,
