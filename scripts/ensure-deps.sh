@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NODE_HOME=/usr/local/lib/smbfleet-node
-PACKAGES=(samba smbclient postgresql redis-server prometheus iproute2 procps coreutils)
+PACKAGES=(samba smbclient postgresql redis-server prometheus iproute2 procps coreutils util-linux tcpdump)
 
 log() { printf 'ensure-deps: %s\n' "$*" >&2; }
 
