@@ -5,32 +5,18 @@
 import { dirname } from "node:path";
 import { mkdirSync } from "node:fs";
 import { VERSION } from "../cli/run.ts";
-import type { TargetRef } from "../shared/result.ts";
-import type { ProbeTarget } from "../shared/config/types.ts";
-import { openBuffer } from "./buffer/buffer.ts";
+import { targetRefOf } from "../shared/config/target-ref.ts";
+import { openBuffer, type DropReason } from "./buffer/buffer.ts";
 import { startShipper } from "./pusher/shipper.ts";
 import type { ShipperStatus } from "./pusher/state.ts";
 import type { ComponentFactory } from "./runtime.ts";
 import type { AgentMetrics } from "./metrics/agent-metrics.ts";
-import type { DropReason } from "./buffer/buffer.ts";
 
 const DROP_REASON_LABEL = {
   bytes: "max_bytes",
   age: "max_age",
   disk_full: "disk_full",
 } as const satisfies Record<DropReason, string>;
-
-export function targetRef(p: ProbeTarget): TargetRef {
-  return {
-    name: p.name,
-    address: p.address,
-    port: p.port,
-    domain: p.domain,
-    share: p.share,
-    basedir: p.remoteBasedir,
-    labels: p.labels,
-  };
-}
 
 /** Feeds the shipper's status into the agent's gauges and counters. */
 function metricsBridge(metrics: AgentMetrics, now: () => number) {
@@ -62,7 +48,7 @@ export const shippingComponent: ComponentFactory = (ctx) => {
       site: ctx.site,
       agentId: ctx.agentId,
       agentVersion: VERSION,
-      targets: config.probes.map(targetRef),
+      targets: config.probes.map(targetRefOf),
       logger,
       metrics: metricsBridge(metrics, Date.now),
     },

@@ -3,19 +3,8 @@
 // sees it on /metrics and at HQ instead of the target going quiet.
 import type { ProbeTarget } from "../../shared/config/types.ts";
 import { errorMessage } from "../../shared/errors.ts";
-import type { ProbeResult, TargetRef } from "../../shared/result.ts";
-
-export function targetRefOf(t: ProbeTarget): TargetRef {
-  return {
-    name: t.name,
-    address: t.address,
-    port: t.port,
-    domain: t.domain,
-    share: t.share,
-    basedir: t.remoteBasedir,
-    labels: { ...t.labels },
-  };
-}
+import type { ProbeResult } from "../../shared/result.ts";
+import { targetRefOf } from "../../shared/config/target-ref.ts";
 
 export function internalResult(
   target: ProbeTarget,

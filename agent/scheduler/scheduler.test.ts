@@ -7,7 +7,7 @@ import { phaseOffsetMs } from "./phase.ts";
 import { Scheduler, type SchedulerOptions } from "./scheduler.ts";
 import { fakeResult, fakeTarget, fakeTimersClock } from "./testing.ts";
 import { targetKey } from "../../shared/result.ts";
-import { targetRefOf } from "./internal-result.ts";
+import { targetRefOf } from "../../shared/config/target-ref.ts";
 
 interface Start {
   name: string;

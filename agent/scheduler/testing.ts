@@ -4,7 +4,7 @@ import type { AgentConfig, ProbeTarget } from "../../shared/config/types.ts";
 import type { OperationStats, ProbeResult } from "../../shared/result.ts";
 import { Secret } from "../../shared/secret.ts";
 import { realClock, type Clock } from "./clock.ts";
-import { targetRefOf } from "./internal-result.ts";
+import { targetRefOf } from "../../shared/config/target-ref.ts";
 
 export function fakeTarget(overrides: Partial<ProbeTarget> = {}): ProbeTarget {
   return {

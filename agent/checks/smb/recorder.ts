@@ -2,13 +2,13 @@
 // by smbprobe's rule: healthy only if nothing failed and no operation's
 // median is above its threshold.
 import type { ProbeTarget } from "../../../shared/config/types.ts";
+import { targetRefOf } from "../../../shared/config/target-ref.ts";
 import {
   median,
   type FailureClass,
   type Operation,
   type OperationStats,
   type ProbeResult,
-  type TargetRef,
 } from "../../../shared/result.ts";
 
 export class RunRecorder {
@@ -40,7 +40,7 @@ export class RunRecorder {
       })
       .map((o) => o.operation);
     return {
-      target: targetRef(target),
+      target: targetRefOf(target),
       startedAtMs,
       durationMs,
       operations,
@@ -59,16 +59,4 @@ export class RunRecorder {
     }
     return stats;
   }
-}
-
-export function targetRef(t: ProbeTarget): TargetRef {
-  return {
-    name: t.name,
-    address: t.address,
-    port: t.port,
-    domain: t.domain,
-    share: t.share,
-    basedir: t.remoteBasedir,
-    labels: { ...t.labels },
-  };
 }
