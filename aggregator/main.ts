@@ -15,14 +15,15 @@ import { startHttpServer, type RunningHttpServer } from "../shared/http/server.t
 import { createLogger, type Logger } from "../shared/logger.ts";
 import { serverCredentials } from "../shared/tls/credentials.ts";
 import { loadTlsFiles } from "../shared/tls/files.ts";
-import { BatchPool } from "./ingest/batch-pool.ts";
+import { BatchPool } from "./ingest/store/batch-pool.ts";
 import { closeDatabase, connectDatabase, MAINTENANCE_STATEMENT_TIMEOUT_MS, type Db } from "./db/connect.ts";
 import { startMaintenance, type Maintenance } from "./db/maintenance.ts";
 import { migrate, schemaStatus } from "./db/migrate.ts";
-import { AgentRateLimits } from "./ingest/rate-limit.ts";
-import { startIngestServer, type RunningIngestServer } from "./ingest/server.ts";
-import { TargetCache } from "./ingest/targets.ts";
+import { AgentRateLimits } from "./ingest/stream/rate-limit.ts";
+import { startIngestServer, type RunningIngestServer } from "./ingest/stream/server.ts";
+import { TargetCache } from "./ingest/store/targets.ts";
 import { AggregatorMetrics } from "./metrics/aggregator-metrics.ts";
+import { metricsObserver } from "./metrics/ingest-observer.ts";
 
 const USAGE = `usage: smbfleet aggregator --config FILE
 
@@ -125,7 +126,7 @@ export async function runAggregator(
   }
 
   const sql = connectDatabase({ url: config.database.url, poolSize: BOOKKEEPING_POOL_SIZE, logger });
-  // Batches get [database] pool_size connections of their own (ingest/batch-pool.ts).
+  // Batches get [database] pool_size connections of their own (ingest/store/batch-pool.ts).
   const batchSql = connectDatabase({
     url: config.database.url,
     poolSize: config.database.poolSize,
@@ -168,6 +169,8 @@ export async function runAggregator(
         batches: new BatchPool(batchSql, config.database.poolSize),
         targets: new TargetCache(),
         metrics,
+        // After each commit: metrics now; the incident engine joins here.
+        observers: [metricsObserver(metrics)],
         logger,
         limits: new AgentRateLimits(config.ingest.maxResultsPerSecondPerAgent),
         serverVersion: VERSION,

@@ -67,7 +67,7 @@ export class SendWindow {
   /**
    * Resend from `first` once resumeAt has passed. The aggregator refuses every
    * later batch already in flight until `first` comes again (go-back-N, see
-   * aggregator/ingest/agent-stream.ts); those refusals arrive before any reply
+   * aggregator/ingest/stream/agent-stream.ts); those refusals arrive before any reply
    * to the resent batches (replies keep the order of batches), so counting
    * them tells them apart from refusals of the resent batches with the same
    * first seq (covered by test/pusher/shipper.test.ts "rate limit").

@@ -2,7 +2,7 @@
 // retention that drops whole partitions rather than deleting rows. Each step
 // is one statement (a DO block where several commands must commit together):
 // postgres.js 3.4.9 can crash the process when a connection dies inside
-// sql.begin() (see aggregator/ingest/store.ts), and this runs every minute
+// sql.begin() (see aggregator/ingest/store/store.ts), and this runs every minute
 // in the long-lived aggregator. Behaviour pinned by test/db/maintenance.test.ts.
 import type { Db } from "./connect.ts";
 

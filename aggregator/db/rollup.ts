@@ -29,7 +29,7 @@ export interface RollupResult {
 export async function rollup5m(sql: Db, opts: { settleSeconds?: number } = {}): Promise<RollupResult> {
   const settle = opts.settleSeconds ?? ROLLUP_SETTLE_SECONDS;
   // One statement, so one transaction without a client-side BEGIN (see
-  // aggregator/ingest/store.ts). The advisory lock is held to its end; the
+  // aggregator/ingest/store/store.ts). The advisory lock is held to its end; the
   // window is computed in SQL and never round-trips through a JS Date, which
   // would cut microseconds and could leave a row exactly at the edge.
   const out = await sql`

@@ -1,4 +1,4 @@
-// The COPY path of ingest (aggregator/ingest/copy-batch.ts) against a real
+// The COPY path of ingest (aggregator/ingest/store/copy-batch.ts) against a real
 // PostgreSQL, through each way postgres.js 3.4.9 mishandles COPY: an error
 // after CopyDone (#1173) must reject, never hang and never look like success;
 // a backend killed mid-COPY must reject and leave the process and the pool
@@ -9,7 +9,7 @@ import postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { closeDatabase, connectDatabase, type Db } from "../../aggregator/db/connect.ts";
 import { migrate } from "../../aggregator/db/migrate.ts";
-import { copyBatch, type CopyBatchInput } from "../../aggregator/ingest/copy-batch.ts";
+import { copyBatch, type CopyBatchInput } from "../../aggregator/ingest/store/copy-batch.ts";
 import { Secret } from "../../shared/secret.ts";
 import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
 

@@ -25,11 +25,12 @@ import { initCa, issueAgent, issueServer } from "../../shared/tls/pki.ts";
 import { closeDatabase, connectDatabase, type Db } from "../../aggregator/db/connect.ts";
 import { migrate } from "../../aggregator/db/migrate.ts";
 import { AggregatorMetrics } from "../../aggregator/metrics/aggregator-metrics.ts";
-import type { IngestSettings } from "../../aggregator/ingest/agent-stream.ts";
-import { AgentRateLimits } from "../../aggregator/ingest/rate-limit.ts";
-import { startIngestServer, type RunningIngestServer } from "../../aggregator/ingest/server.ts";
-import { TargetCache } from "../../aggregator/ingest/targets.ts";
-import { BatchPool } from "../../aggregator/ingest/batch-pool.ts";
+import { metricsObserver } from "../../aggregator/metrics/ingest-observer.ts";
+import type { IngestSettings } from "../../aggregator/ingest/stream/agent-stream.ts";
+import { AgentRateLimits } from "../../aggregator/ingest/stream/rate-limit.ts";
+import { startIngestServer, type RunningIngestServer } from "../../aggregator/ingest/stream/server.ts";
+import { TargetCache } from "../../aggregator/ingest/store/targets.ts";
+import { BatchPool } from "../../aggregator/ingest/store/batch-pool.ts";
 
 /** Batch connections of a test ingest server, as [database] pool_size. */
 const BATCH_CONNECTIONS = 4;
@@ -98,6 +99,7 @@ export async function startIngestOn(url: string, opts: FixtureOptions = {}): Pro
       batches: new BatchPool(batchSql, BATCH_CONNECTIONS),
       targets: new TargetCache(),
       metrics,
+      observers: [metricsObserver(metrics)],
       logger: silentLogger(),
       limits: new AgentRateLimits(opts.ratePerSecond ?? 1_000_000),
       settings,

@@ -1,5 +1,5 @@
 // Batches that queue behind a slow commit are stored together in one
-// transaction (aggregator/ingest/batch-group.ts), and the agent still hears
+// transaction (aggregator/ingest/stream/batch-group.ts), and the agent still hears
 // every reply in the order it sent the batches: each Ack only after the
 // commit, Rejects and quarantine Rejects in their places.
 import { status } from "@grpc/grpc-js";

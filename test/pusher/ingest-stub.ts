@@ -33,7 +33,7 @@ export interface StubOptions {
    * Called for each batch before it is committed; return a Reject to refuse it
    * instead. goBack: refuse every later batch on that stream (with the same
    * code) until this one is resent, as the aggregator does after a rate-limit
-   * refusal (aggregator/ingest/agent-stream.ts #resendFrom). haltStream:
+   * refusal (aggregator/ingest/stream/agent-stream.ts #resendFrom). haltStream:
    * process nothing more on that stream at all.
    */
   onBatch?: (

@@ -1,4 +1,4 @@
--- The first statement of a batch stored by COPY (aggregator/ingest/copy-batch.ts):
+-- The first statement of a batch stored by COPY (aggregator/ingest/store/copy-batch.ts):
 -- it runs in the same implicit transaction as the COPY that follows it in one
 -- simple Query message. It takes the agent's row lock, refuses (with an
 -- SQLSTATE the aggregator branches on) when the agent is disabled or unknown,

@@ -2,9 +2,9 @@
 // batch names targets by value; this turns them into ids, upserting only the
 // ones this process has not seen with exactly these details, so a steady
 // stream of results costs no target writes at all.
-import { targetKey } from "../../shared/result.ts";
-import type { Db } from "../db/connect.ts";
-import type { ValidTarget } from "./validate.ts";
+import { targetKey } from "../../../shared/result.ts";
+import type { Db } from "../../db/connect.ts";
+import type { ValidTarget } from "../decode/validate.ts";
 
 interface Known {
   id: bigint;

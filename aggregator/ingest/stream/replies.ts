@@ -3,7 +3,10 @@
 // ends it (identity and transport problems only).
 import { create } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
-import { AggregatorMessageSchema, type AggregatorMessage } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
+import {
+  AggregatorMessageSchema,
+  type AggregatorMessage,
+} from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
 
 export type StatusCode = (typeof status)[keyof typeof status];
 

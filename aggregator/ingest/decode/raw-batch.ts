@@ -20,8 +20,8 @@ import {
   ResultSchema,
   type AgentMessage,
   type Batch,
-} from "../../shared/gen/smbfleet/v1/ingest_pb.js";
-import { serverDefinition, type Decoded } from "../../shared/grpc/service.ts";
+} from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
+import { serverDefinition, type Decoded } from "../../../shared/grpc/service.ts";
 
 export interface RawBatch {
   firstSeq: bigint;

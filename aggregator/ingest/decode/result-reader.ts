@@ -11,8 +11,8 @@
 // and validate.ts, which say what is wrong. result-reader.test.ts checks
 // both paths give the same row for valid results and that this one accepts
 // nothing validate.ts refuses, over generated and corrupted inputs.
-import { FAILURE_CLASSES, OPERATIONS, type Operation } from "../../shared/result.ts";
-import { copyText, isoTime, type CopyWriter } from "./copy-rows.ts";
+import { FAILURE_CLASSES, OPERATIONS, type Operation } from "../../../shared/result.ts";
+import { copyText, isoTime, type CopyWriter } from "../store/copy-rows.ts";
 import type { ValidTarget } from "./validate.ts";
 
 export interface ReadOperation {
@@ -23,7 +23,7 @@ export interface ReadOperation {
 
 /**
  * A valid result ready to store, with what the metrics read of it once it
- * is stored (batch-reader.ts forMetrics).
+ * is stored (batch-reader.ts committed).
  */
 export interface ReadResult {
   seq: bigint;

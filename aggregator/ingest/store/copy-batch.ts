@@ -32,11 +32,11 @@
 // fails after CopyDone, a backend terminated mid-COPY, and the outage test
 // (test/ingest/db-outage.test.ts) runs the whole stream through it.
 import type { Writable } from "node:stream";
-import { SmbfleetError } from "../../shared/errors.ts";
-import type { Db } from "../db/connect.ts";
-import { STATEMENT_TIMEOUT_MS } from "../db/connect.ts";
+import { SmbfleetError } from "../../../shared/errors.ts";
+import type { Db } from "../../db/connect.ts";
+import { STATEMENT_TIMEOUT_MS } from "../../db/connect.ts";
 
-/** The column order of a COPY line (aggregator/ingest/copy-rows.ts writes them). */
+/** The column order of a COPY line (aggregator/ingest/store/copy-rows.ts writes them). */
 export const COPY_COLUMNS =
   "seq, started_at, duration_ms, healthy, failure_class, failure_message, operations, " +
   "above_threshold, late, target_id, site, agent_id, received_at";

@@ -11,13 +11,13 @@
 // already at or below the high-water mark (a resend, or another replica got
 // there first) PostgreSQL refuses it whole; the mark is then read, what it
 // covers is dropped here as duplicates, and the rest is written.
-import type { Db } from "../db/connect.ts";
-import type { Quarantined } from "./batch-reader.ts";
+import type { Db } from "../../db/connect.ts";
+import type { Quarantined } from "../decode/batch-reader.ts";
 import { copyBatch } from "./copy-batch.ts";
 import { batchTail } from "./copy-rows.ts";
-import type { ReadResult } from "./result-reader.ts";
+import type { ReadResult } from "../decode/result-reader.ts";
 import { TargetCache } from "./targets.ts";
-import type { ValidTarget } from "./validate.ts";
+import type { ValidTarget } from "../decode/validate.ts";
 
 export interface BatchToStore {
   /** The batch's sequence range. */

@@ -7,17 +7,18 @@
 // group is one batch; when it falls behind, bigger COPYs cost it less per
 // row (docs/benchmarks.md), so the stream catches up.
 import { status } from "@grpc/grpc-js";
-import type { AggregatorMessage } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
-import { errorMessage } from "../../shared/errors.ts";
-import type { Logger } from "../../shared/logger.ts";
-import type { AggregatorMetrics } from "../metrics/aggregator-metrics.ts";
-import type { Identity } from "./agents.ts";
-import type { BatchReader, Quarantined } from "./batch-reader.ts";
+import type { AggregatorMessage } from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
+import { errorMessage } from "../../../shared/errors.ts";
+import type { Logger } from "../../../shared/logger.ts";
+import type { AggregatorMetrics } from "../../metrics/aggregator-metrics.ts";
+import type { CommittedBatch, CommittedResult } from "../observers.ts";
+import type { Identity } from "../store/agents.ts";
+import type { BatchReader, Quarantined } from "../decode/batch-reader.ts";
 import { ack, quarantineReject, type StatusCode } from "./replies.ts";
-import type { ReadResult } from "./result-reader.ts";
-import type { BatchPool } from "./batch-pool.ts";
-import { storeBatch } from "./store.ts";
-import type { TargetCache } from "./targets.ts";
+import type { ReadResult } from "../decode/result-reader.ts";
+import type { BatchPool } from "../store/batch-pool.ts";
+import { storeBatch } from "../store/store.ts";
+import type { TargetCache } from "../store/targets.ts";
 
 /**
  * Most results stored in one transaction when queued batches are merged:
@@ -49,7 +50,8 @@ export interface GroupDeps {
 }
 
 export type GroupOutcome =
-  | { ok: true; replies: AggregatorMessage[] }
+  /** Send `replies` in order, then tell the observers of `committed`. */
+  | { ok: true; replies: AggregatorMessage[]; committed: CommittedBatch }
   /** Nothing of the group may be acked: the stream ends with this status. */
   | { ok: false; code: StatusCode; details: string };
 
@@ -93,15 +95,18 @@ export async function storeGroup(
     return { ok: false, code: status.PERMISSION_DENIED, details: outcome.reason };
 
   const m = deps.metrics;
-  m.recordResults(id.site, id.agent, deps.reader.forMetrics(outcome.stored));
-  if (outcome.stored.length > 0)
-    m.ingestResults.inc({ site: id.site, outcome: "stored" }, outcome.stored.length);
-  if (outcome.duplicates > 0)
-    m.ingestResults.inc({ site: id.site, outcome: "duplicate" }, outcome.duplicates);
-  if (outcome.quarantined.length > 0) {
-    m.ingestResults.inc({ site: id.site, outcome: "quarantined" }, outcome.quarantined.length);
-  }
-  m.agentLastSeen.set({ site: id.site, agent: id.agent }, nowMs / 1000);
+  const { stored, duplicates, quarantined } = outcome;
+  let results: readonly CommittedResult[] | null = null;
+  const committed: CommittedBatch = {
+    identity: id,
+    first: head.first,
+    last: tail.last,
+    results: () => (results ??= deps.reader.committed(stored)),
+    storedCount: stored.length,
+    duplicates,
+    quarantined,
+    receivedAtMs: nowMs,
+  };
   const replies: AggregatorMessage[] = [];
   for (const reply of held) {
     if ("send" in reply) {
@@ -121,5 +126,5 @@ export async function storeGroup(
     replies.push(ack(a.last));
     m.batchLatency.observe((performance.now() - a.receivedAt) / 1000);
   }
-  return { ok: true, replies };
+  return { ok: true, replies, committed };
 }

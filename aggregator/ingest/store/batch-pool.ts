@@ -9,7 +9,7 @@
 // batches (test/fleet/many-agents.test.ts). Holding a slot per connection
 // means a batch always finds an idle connection, and nothing else (Hello,
 // Heartbeat, disconnects) shares this pool.
-import type { Db } from "../db/connect.ts";
+import type { Db } from "../../db/connect.ts";
 
 export class BatchPool {
   readonly sql: Db;

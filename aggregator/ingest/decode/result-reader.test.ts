@@ -5,9 +5,9 @@
 // and it must accept every valid ASCII result, or it would not be a fast path.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { ResultSchema, TargetSchema, type Result } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
-import { FAILURE_CLASSES, OPERATIONS } from "../../shared/result.ts";
-import { CopyWriter, resultFields } from "./copy-rows.ts";
+import { ResultSchema, TargetSchema, type Result } from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
+import { FAILURE_CLASSES, OPERATIONS } from "../../../shared/result.ts";
+import { CopyWriter, resultFields } from "../store/copy-rows.ts";
 import { ResultReader, type ReadContext } from "./result-reader.ts";
 import { validateResult, validateTarget } from "./validate.ts";
 

@@ -3,8 +3,8 @@
 // the agent hears a Reject (INVALID_ARGUMENT) whose message names the field
 // the way the wire schema spells it, e.g.
 //   results[3].operations[0].operation: unknown operation "foo"
-import type { Result, Target } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
-import { isFailureClass, isOperation, type FailureClass, type Operation } from "../../shared/result.ts";
+import type { Result, Target } from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
+import { isFailureClass, isOperation, type FailureClass, type Operation } from "../../../shared/result.ts";
 
 export interface ValidTarget {
   name: string;

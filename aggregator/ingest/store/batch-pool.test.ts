@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Db } from "../db/connect.ts";
+import type { Db } from "../../db/connect.ts";
 import { BatchPool } from "./batch-pool.ts";
 
 const fakeSql = {} as Db;

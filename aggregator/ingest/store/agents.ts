@@ -1,8 +1,8 @@
 // The agents table from the stream's point of view: register on Hello (or
 // refuse), record heartbeats, and mark the stream gone.
-import type { Db } from "../db/connect.ts";
+import type { Db } from "../../db/connect.ts";
 import type { TargetCache } from "./targets.ts";
-import type { ValidTarget } from "./validate.ts";
+import type { ValidTarget } from "../decode/validate.ts";
 
 export interface Identity {
   site: string;

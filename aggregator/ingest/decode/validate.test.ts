@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { ResultSchema, TargetSchema } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
+import { ResultSchema, TargetSchema } from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
 import { validateResult, validateTarget } from "./validate.ts";
 
 const NOW = Date.parse("2031-01-01T00:00:00Z");

@@ -5,9 +5,9 @@
 // targets the agent sends, by their bytes, so the same target repeated in
 // every batch is decoded and validated once.
 import { fromBinary } from "@bufbuild/protobuf";
-import { ResultSchema, TargetSchema } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
-import type { ResultForMetrics } from "../metrics/aggregator-metrics.ts";
-import { resultFields, type CopyWriter } from "./copy-rows.ts";
+import { ResultSchema, TargetSchema } from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
+import type { CommittedResult } from "../observers.ts";
+import { resultFields, type CopyWriter } from "../store/copy-rows.ts";
 import { malformedReason, type RawBatch } from "./raw-batch.ts";
 import { ResultReader, type ReadContext, type ReadResult } from "./result-reader.ts";
 import { validateResult, validateTarget, type ValidTarget, type ValidationLimits } from "./validate.ts";
@@ -111,9 +111,10 @@ export class BatchReader {
     return { ok: true, rows, invalid };
   }
 
-  /** What the metrics read of stored rows; built now, after their commit, to die young. */
-  forMetrics(rows: readonly ReadResult[]): ResultForMetrics[] {
+  /** What observers read of stored rows (observers.ts); built after their commit, to die young. */
+  committed(rows: readonly ReadResult[]): CommittedResult[] {
     return rows.map((r) => ({
+      seq: r.seq,
       targetId: r.targetId,
       target: r.target,
       startedAtMs: r.startedAtMs,

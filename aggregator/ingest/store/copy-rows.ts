@@ -6,7 +6,7 @@
 // failure message needs escaping. The operations JSON keeps the shape the
 // rest of smbfleet reads (0002_results.sql):
 //   [{"operation":"write","samples_ms":[0.9,1.1],"failures":0},…]
-import type { ValidOperation, ValidResult } from "./validate.ts";
+import type { ValidOperation, ValidResult } from "../decode/validate.ts";
 
 const SPECIAL = /[\\\n\r\t]/;
 const SPECIAL_ALL = /[\\\n\r\t]/g;

@@ -1,11 +1,11 @@
 // The gRPC listener for smbfleet.v1.Ingest/Stream. mTLS is required unless
 // the config says `insecure` (loopback demos); every stream is an AgentStream.
 import { Server, ServerCredentials, type ServerDuplexStream } from "@grpc/grpc-js";
-import type { AggregatorMessage } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
-import type { ListenAddress } from "../../shared/config/types.ts";
-import type { Decoded } from "../../shared/grpc/service.ts";
+import type { AggregatorMessage } from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
+import type { ListenAddress } from "../../../shared/config/types.ts";
+import type { Decoded } from "../../../shared/grpc/service.ts";
 import { AgentStream, type IngestDeps } from "./agent-stream.ts";
-import { ingestServiceDefinition, type IngestMessage } from "./raw-batch.ts";
+import { ingestServiceDefinition, type IngestMessage } from "../decode/raw-batch.ts";
 import { statusError } from "./replies.ts";
 import { status } from "@grpc/grpc-js";
 

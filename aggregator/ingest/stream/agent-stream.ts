@@ -11,25 +11,26 @@
 // invalid results (quarantined, and the batch is still acked), a batch going
 // backwards on this stream, the rate limit. test/ingest/*.test.ts pin each.
 import { status, type ServerDuplexStream } from "@grpc/grpc-js";
-import type { AggregatorMessage, Heartbeat, Hello } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
-import { errorMessage } from "../../shared/errors.ts";
-import type { Decoded } from "../../shared/grpc/service.ts";
-import type { Logger } from "../../shared/logger.ts";
-import { checkPeerIdentity } from "../../shared/tls/identity.ts";
-import { fleetNameProblem } from "../../shared/tls/names.ts";
-import type { Db } from "../db/connect.ts";
-import type { AggregatorMetrics } from "../metrics/aggregator-metrics.ts";
-import { markDisconnected, openAgent, recordHeartbeat, type Identity } from "./agents.ts";
+import type { AggregatorMessage, Heartbeat, Hello } from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
+import { errorMessage } from "../../../shared/errors.ts";
+import type { Decoded } from "../../../shared/grpc/service.ts";
+import type { Logger } from "../../../shared/logger.ts";
+import { checkPeerIdentity } from "../../../shared/tls/identity.ts";
+import { fleetNameProblem } from "../../../shared/tls/names.ts";
+import type { Db } from "../../db/connect.ts";
+import type { AggregatorMetrics } from "../../metrics/aggregator-metrics.ts";
+import { markDisconnected, openAgent, recordHeartbeat, type Identity } from "../store/agents.ts";
+import { notifyObservers, type PostCommitObserver } from "../observers.ts";
 import { BatchOrder } from "./batch-order.ts";
-import type { BatchPool } from "./batch-pool.ts";
+import type { BatchPool } from "../store/batch-pool.ts";
 import { MAX_MERGED_RESULTS, storeGroup, type Admitted, type HeldReply } from "./batch-group.ts";
-import { BatchReader } from "./batch-reader.ts";
-import { CopyWriter } from "./copy-rows.ts";
+import { BatchReader } from "../decode/batch-reader.ts";
+import { CopyWriter } from "../store/copy-rows.ts";
 import type { AgentRateLimits } from "./rate-limit.ts";
 import { ack, reject, statusError, statusName, welcome, type StatusCode } from "./replies.ts";
-import type { IngestMessage, RawBatch } from "./raw-batch.ts";
-import type { TargetCache } from "./targets.ts";
-import { validateTarget, type ValidTarget } from "./validate.ts";
+import type { IngestMessage, RawBatch } from "../decode/raw-batch.ts";
+import type { TargetCache } from "../store/targets.ts";
+import { validateTarget, type ValidTarget } from "../decode/validate.ts";
 
 export interface IngestSettings {
   /** Plain-text gRPC: identity comes from Hello (loopback demos only). */
@@ -50,6 +51,8 @@ export interface IngestDeps {
   batches: BatchPool;
   targets: TargetCache;
   metrics: AggregatorMetrics;
+  /** Told of every committed batch, in order, after its Acks are written (observers.ts). */
+  observers: readonly PostCommitObserver[];
   logger: Logger;
   limits: AgentRateLimits;
   settings: IngestSettings;
@@ -282,6 +285,7 @@ export class AgentStream {
     const out = await storeGroup(deps, this.#identity!, admitted, held, this.#columns.buffer, nowMs);
     if (!out.ok) return this.#end(out.code, out.details);
     for (const reply of out.replies) this.#send(reply);
+    notifyObservers(this.#deps.observers, out.committed, this.#log);
   }
 
   /**

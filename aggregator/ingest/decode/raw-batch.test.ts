@@ -6,10 +6,10 @@ import {
   AgentMessageSchema,
   ResultSchema,
   type AgentMessage,
-} from "../../shared/gen/smbfleet/v1/ingest_pb.js";
-import type { Decoded } from "../../shared/grpc/service.ts";
+} from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
+import type { Decoded } from "../../../shared/grpc/service.ts";
 import { BatchReader } from "./batch-reader.ts";
-import { CopyWriter } from "./copy-rows.ts";
+import { CopyWriter } from "../store/copy-rows.ts";
 import {
   ingestServiceDefinition,
   rawBatchOf,
