@@ -2,8 +2,8 @@
 // /metrics /healthz /readyz, and (once configured) ship results to HQ.
 // Stops on the signal main.ts aborts for SIGTERM/SIGINT: no new runs, runs in
 // flight aborted, components flushed, HTTP closed, exit 0.
-import type { CommandIo } from "../cli/types.ts";
-import { VERSION } from "../cli/run.ts";
+import type { CommandIo } from "../shared/command-io.ts";
+import { VERSION } from "../shared/version.ts";
 import { formatProblem } from "../shared/config/problems.ts";
 import { errorMessage } from "../shared/errors.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
@@ -11,7 +11,8 @@ import type { AgentConfig } from "../shared/config/types.ts";
 import type { Check } from "./checks/types.ts";
 import { AGENT_COMPONENTS } from "./components.ts";
 import { createProbeCheck } from "./check-factory.ts";
-import { loadConfigOrReport, parseCommandLine } from "./command-config.ts";
+import { parseCommandLine } from "../shared/command-line.ts";
+import { loadConfigOrReport } from "./command-config.ts";
 import { agentIdOf, startAgentRuntime, type AgentRuntime } from "./runtime.ts";
 
 const USAGE = `usage: smbfleet agent --config FILE

@@ -2,14 +2,15 @@
 // under the configured concurrency cap; a table per target (or the results
 // as JSON). Exit 0 only if every target is healthy, 1 otherwise, 2 for a bad
 // command line or config. For ad-hoc troubleshooting at a site.
-import type { CommandIo } from "../cli/types.ts";
+import type { CommandIo } from "../shared/command-io.ts";
 import { formatProblem } from "../shared/config/problems.ts";
 import type { AgentConfig } from "../shared/config/types.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
 import type { ProbeResult } from "../shared/result.ts";
 import type { Check } from "./checks/types.ts";
 import { createProbeCheck } from "./check-factory.ts";
-import { loadConfigOrReport, parseCommandLine } from "./command-config.ts";
+import { parseCommandLine } from "../shared/command-line.ts";
+import { loadConfigOrReport } from "./command-config.ts";
 import { formatReport } from "./probe-table.ts";
 import { agentIdOf } from "./runtime.ts";
 import { runAllOnce } from "./scheduler/run-once.ts";

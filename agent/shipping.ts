@@ -4,7 +4,7 @@
 // has an [aggregator] section.
 import { dirname } from "node:path";
 import { mkdirSync } from "node:fs";
-import { VERSION } from "../cli/run.ts";
+import { VERSION } from "../shared/version.ts";
 import { targetRefOf } from "../shared/config/target-ref.ts";
 import { openBuffer, type DropReason } from "./buffer/buffer.ts";
 import { startShipper } from "./pusher/shipper.ts";

@@ -3,9 +3,9 @@
 // signal main.ts aborts for SIGTERM/SIGINT. Shutdown: refuse new streams, let
 // each stream commit and ack the batch in hand (the rest stays unacked and is
 // resent elsewhere), close HTTP, stop maintenance, close the pools, exit 0.
-import type { CommandIo } from "../cli/types.ts";
-import { VERSION } from "../cli/run.ts";
-import { parseCommandLine } from "../agent/command-config.ts";
+import type { CommandIo } from "../shared/command-io.ts";
+import { VERSION } from "../shared/version.ts";
+import { parseCommandLine } from "../shared/command-line.ts";
 import { Backoff } from "../shared/backoff.ts";
 import { loadAggregatorConfig } from "../shared/config/aggregator.ts";
 import { ConfigError, formatProblem } from "../shared/config/problems.ts";

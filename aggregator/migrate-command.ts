@@ -1,6 +1,6 @@
 // `smbfleet migrate --config F`: apply the database migrations and exit.
 // Safe to run while aggregators are up or starting (aggregator/db/migrate.ts).
-import type { CommandIo } from "../cli/types.ts";
+import type { CommandIo } from "../shared/command-io.ts";
 import { errorMessage } from "../shared/errors.ts";
 import { createLogger } from "../shared/logger.ts";
 import { closeDatabase, connectDatabase, MAINTENANCE_STATEMENT_TIMEOUT_MS } from "./db/connect.ts";

@@ -3,7 +3,7 @@
 // one per line (file:line: key: message), then one verdict line per file.
 import { checkConfigFile, type CheckedConfig } from "../shared/config/check.ts";
 import { countErrors, formatProblem } from "../shared/config/problems.ts";
-import type { CommandIo } from "./types.ts";
+import type { CommandIo } from "../shared/command-io.ts";
 
 export const USAGE = `usage: smbfleet check-config FILE...
 

@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { SmbfleetError, errorMessage, isSmbfleetError } from "../shared/errors.ts";
 import { dnsNameProblem, fleetNameProblem, identityUri, ipAddressProblem } from "../shared/tls/names.ts";
 import { PKI_DEFAULTS, initCa, issueAgent, issueServer, type IssueOptions } from "../shared/tls/pki.ts";
-import type { CommandIo } from "./types.ts";
+import type { CommandIo } from "../shared/command-io.ts";
 
 export const PKI_USAGE = `usage: smbfleet pki <subcommand> --dir D [options]
 

@@ -2,8 +2,8 @@
 //   run(argv, env, signal, io) => Promise<number>
 // and is imported lazily, so `check-config` does not load gRPC or PostgreSQL.
 import { errorMessage, isSmbfleetError } from "../shared/errors.ts";
-import type { CommandIo, CommandModule } from "./types.ts";
-import pkg from "../package.json" with { type: "json" };
+import type { CommandIo, CommandModule } from "../shared/command-io.ts";
+import { VERSION } from "../shared/version.ts";
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<CommandModule> }> = {
   // One entry per command, added as each role lands.
@@ -77,5 +77,3 @@ export async function runCli(
     return isSmbfleetError(err, "USAGE") ? 2 : 1;
   }
 }
-
-export const VERSION: string = pkg.version;

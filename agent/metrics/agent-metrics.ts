@@ -4,21 +4,12 @@
 // agent, never prom-client's global one, so tests and several roles in one
 // process do not share state.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { LATENCY_BUCKETS_SECONDS } from "../../shared/metrics/latency-buckets.ts";
 
 const TARGET_LABELS = ["address", "share", "domain", "site"] as const;
 const OPERATION_LABELS = ["address", "share", "domain", "operation", "site"] as const;
 type TargetLabel = (typeof TARGET_LABELS)[number];
 type OperationLabel = (typeof OPERATION_LABELS)[number];
-
-/**
- * Seconds. In one smbclient session a loopback operation takes ~1 ms and a
- * LAN one a few ms, while a struggling WAN share takes seconds: 20 buckets
- * from 0.2 ms to 10 s keep both ends readable (smbprobe's defaults start at 5 ms).
- */
-export const LATENCY_BUCKETS_SECONDS = [
-  0.0002, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
-  1, 2.5, 5, 10,
-];
 
 /** A whole run: ~25 ms of smbclient start-up plus the operations, up to a timeout of minutes. */
 export const RUN_DURATION_BUCKETS_SECONDS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];

@@ -5,7 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 // The agent's own buckets, so a site-local Prometheus scraping an agent and
 // HQ's scraping the aggregator see the same histogram shape.
-import { LATENCY_BUCKETS_SECONDS } from "../../agent/metrics/agent-metrics.ts";
+import { LATENCY_BUCKETS_SECONDS } from "../../shared/metrics/latency-buckets.ts";
 import {
   CounterFamily,
   GaugeFamily,

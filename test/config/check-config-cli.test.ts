@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { runCli } from "../../cli/run.ts";
-import type { CommandIo } from "../../cli/types.ts";
+import type { CommandIo } from "../../shared/command-io.ts";
 
 const REPO = join(import.meta.dirname, "../..");
 const DATA = relative(process.cwd(), join(REPO, "../shared/smbprobe-testdata"));
