@@ -4,8 +4,6 @@
 export type ErrorCode =
   | "CONFIG_INVALID"
   | "CONFIG_NOT_FOUND"
-  | "SECRET_MISSING"
-  | "PROBE_SPAWN_FAILED"
   | "PROBE_TIMEOUT"
   | "BUFFER_IO"
   | "STREAM_REJECTED"

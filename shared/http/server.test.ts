@@ -1,7 +1,7 @@
 import { Registry, Counter } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
 import { silentLogger } from "../logger.ts";
-import { parseListen, startHttpServer, type RunningHttpServer } from "./server.ts";
+import { startHttpServer, type RunningHttpServer } from "./server.ts";
 
 let server: RunningHttpServer | undefined;
 afterEach(async () => {
@@ -30,19 +30,5 @@ describe("startHttpServer", () => {
     expect((await fetch(`${base}/readyz`)).status).toBe(200);
     expect((await fetch(`${base}/nope`)).status).toBe(404);
     expect((await fetch(`${base}/metrics`, { method: "POST" })).status).toBe(405);
-  });
-});
-
-describe("parseListen", () => {
-  it.each([
-    ["0.0.0.0:9741", { host: "0.0.0.0", port: 9741 }],
-    [":9741", { host: "0.0.0.0", port: 9741 }],
-    ["[::1]:9740", { host: "::1", port: 9740 }],
-    ["localhost:80", { host: "localhost", port: 80 }],
-  ])("parses %s", (input, expected) => {
-    expect(parseListen(input)).toEqual(expected);
-  });
-  it.each(["9741", "host:", "host:99999", "a:b"])("rejects %s", (input) => {
-    expect(parseListen(input)).toBeNull();
   });
 });

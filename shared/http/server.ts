@@ -111,12 +111,3 @@ async function runReadiness(checks: ReadinessCheck[]): Promise<string[]> {
   );
   return results.filter((r): r is string => r !== null);
 }
-
-/** Parses "host:port" ("[::1]:9741" for IPv6). */
-export function parseListen(value: string): ListenAddress | null {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value);
-  if (m === null) return null;
-  const port = Number(m[3]);
-  if (port > 65535) return null;
-  return { host: m[1] ?? (m[2] === "" ? "0.0.0.0" : m[2]!), port };
-}
