@@ -11,8 +11,8 @@ import type { AgentConfig } from "../shared/config/types.ts";
 import type { Check } from "./checks/types.ts";
 import { AGENT_COMPONENTS } from "./components.ts";
 import { createProbeCheck } from "./check-factory.ts";
-import { parseCommandLine } from "../shared/command-line.ts";
-import { loadConfigOrReport } from "./command-config.ts";
+import { loadConfigOrReport, parseConfigCommandLine } from "../shared/command-line.ts";
+import { loadAgentConfig } from "../shared/config/agent.ts";
 import { agentIdOf, startAgentRuntime, type AgentRuntime } from "./runtime.ts";
 
 const USAGE = `usage: smbfleet agent --config FILE
@@ -32,14 +32,9 @@ export async function run(
   signal: AbortSignal,
   io: CommandIo,
 ): Promise<number> {
-  const args = parseCommandLine(argv, { config: { type: "string", short: "c" } }, USAGE, io);
+  const args = parseConfigCommandLine(argv, {}, USAGE, io);
   if (!args.ok) return args.exitCode;
-  const file = args.value["config"];
-  if (typeof file !== "string") {
-    io.stderr(`--config is required\n\n${USAGE}`);
-    return 2;
-  }
-  const config = loadConfigOrReport(file, env, io);
+  const config = loadConfigOrReport(() => loadAgentConfig(args.file, env), io);
   if (config === null) return 1;
   const logger = createLogger("agent");
   let agentId: string;

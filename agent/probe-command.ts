@@ -9,8 +9,8 @@ import { createLogger, type Logger } from "../shared/logger.ts";
 import type { ProbeResult } from "../shared/result.ts";
 import type { Check } from "./checks/types.ts";
 import { createProbeCheck } from "./check-factory.ts";
-import { parseCommandLine } from "../shared/command-line.ts";
-import { loadConfigOrReport } from "./command-config.ts";
+import { loadConfigOrReport, parseConfigCommandLine } from "../shared/command-line.ts";
+import { loadAgentConfig } from "../shared/config/agent.ts";
 import { formatReport } from "./probe-table.ts";
 import { agentIdOf } from "./runtime.ts";
 import { runAllOnce } from "./scheduler/run-once.ts";
@@ -34,19 +34,14 @@ export async function run(
   signal: AbortSignal,
   io: CommandIo,
 ): Promise<number> {
-  const args = parseCommandLine(
+  const args = parseConfigCommandLine(
     argv,
-    { config: { type: "string", short: "c" }, json: { type: "boolean" }, once: { type: "boolean" } },
+    { json: { type: "boolean" }, once: { type: "boolean" } },
     USAGE,
     io,
   );
   if (!args.ok) return args.exitCode;
-  const file = args.value["config"];
-  if (typeof file !== "string") {
-    io.stderr(`--config is required\n\n${USAGE}`);
-    return 2;
-  }
-  const config = loadConfigOrReport(file, env, io);
+  const config = loadConfigOrReport(() => loadAgentConfig(args.file, env), io);
   if (config === null) return 2;
   // stdout carries the table or the JSON; logs go to stderr and only from warn up.
   const logger = createLogger("probe", {

@@ -5,10 +5,10 @@
 // resent elsewhere), close HTTP, stop maintenance, close the pools, exit 0.
 import type { CommandIo } from "../shared/command-io.ts";
 import { VERSION } from "../shared/version.ts";
-import { parseCommandLine } from "../shared/command-line.ts";
+import { loadConfigOrReport, parseConfigCommandLine } from "../shared/command-line.ts";
 import { Backoff } from "../shared/backoff.ts";
 import { loadAggregatorConfig } from "../shared/config/aggregator.ts";
-import { ConfigError, formatProblem } from "../shared/config/problems.ts";
+import { formatProblem } from "../shared/config/problems.ts";
 import type { AggregatorConfig } from "../shared/config/types.ts";
 import { SmbfleetError, errorMessage, isSmbfleetError } from "../shared/errors.ts";
 import { startHttpServer, type RunningHttpServer } from "../shared/http/server.ts";
@@ -63,27 +63,9 @@ export function loadFromCommandLine(
   io: CommandIo,
   usage: string,
 ): AggregatorConfig | number {
-  const args = parseCommandLine(argv, { config: { type: "string", short: "c" } }, usage, io);
+  const args = parseConfigCommandLine(argv, {}, usage, io);
   if (!args.ok) return args.exitCode;
-  const file = args.value["config"];
-  if (typeof file !== "string") {
-    io.stderr(`--config is required\n\n${usage}`);
-    return 2;
-  }
-  try {
-    return loadAggregatorConfig(file, env);
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      for (const p of err.problems) io.stderr(`${formatProblem(p)}\n`);
-      if (err.problems.length === 0) io.stderr(`${err.message}\n`);
-      return 1;
-    }
-    if (isSmbfleetError(err)) {
-      io.stderr(`${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  return loadConfigOrReport(() => loadAggregatorConfig(args.file, env), io) ?? 1;
 }
 
 /** Migrates, retrying while the database is unreachable, until it succeeds, the wait is over or the signal aborts. */

@@ -3,6 +3,7 @@ import type { ProbeTarget } from "../../shared/config/types.ts";
 import { OPERATIONS, type Operation } from "../../shared/result.ts";
 import { Secret } from "../../shared/secret.ts";
 import type { SambaServer } from "./samba.ts";
+import { fakeTarget } from "../../agent/scheduler/testing.ts";
 
 /** Generous on purpose: tests assert classes and samples, not speed, unless they say so. */
 export const TEST_TIMEOUTS = { operationTimeoutSeconds: 10, timeoutSeconds: 30 } as const;
@@ -26,7 +27,7 @@ export function makeTarget(
     Operation,
     number
   >;
-  return {
+  return fakeTarget({
     name: `test-${samba.port}`,
     address: samba.host,
     port: samba.port,
@@ -34,18 +35,9 @@ export function makeTarget(
     share: samba.shares.writable,
     username: user.name,
     password: new Secret(password ?? user.password),
-    remoteBasedir: ".",
-    intervalSeconds: 60,
     ...TEST_TIMEOUTS,
     latencyThresholdsMs: thresholds,
-    auth: "ntlm",
-    protocol: null,
-    labels: {},
-    fileCount: 5,
-    fileSizeBytes: 4096,
-    rename: false,
-    mkdir: false,
     line: 0,
     ...rest,
-  };
+  });
 }

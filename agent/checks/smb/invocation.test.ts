@@ -6,33 +6,22 @@ import type { ProbeTarget } from "../../../shared/config/types.ts";
 import { OPERATIONS, type Operation } from "../../../shared/result.ts";
 import { Secret } from "../../../shared/secret.ts";
 import { buildInvocation, makeRunDir, writeAuthFile } from "./invocation.ts";
+import { fakeTarget } from "../../scheduler/testing.ts";
 
 const PASSWORD = " p@ss word %42";
 
 function target(overrides: Partial<ProbeTarget> = {}): ProbeTarget {
-  return {
+  return fakeTarget({
     name: "t",
     address: "10.0.0.5",
     port: 4450,
-    domain: "CORP",
     share: "fin ance",
     username: "probe%user",
     password: new Secret(PASSWORD),
-    remoteBasedir: ".",
-    intervalSeconds: 60,
-    timeoutSeconds: 30,
     operationTimeoutSeconds: 2.5,
     latencyThresholdsMs: Object.fromEntries(OPERATIONS.map((op) => [op, 100])) as Record<Operation, number>,
-    auth: "ntlm",
-    protocol: null,
-    labels: {},
-    fileCount: 5,
-    fileSizeBytes: 4096,
-    rename: false,
-    mkdir: false,
-    line: 1,
     ...overrides,
-  };
+  });
 }
 
 const PATHS = { stdbuf: "/usr/bin/stdbuf", smbclient: "/usr/bin/smbclient", authFile: "/run/x/auth" };
