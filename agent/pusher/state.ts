@@ -32,16 +32,11 @@ export interface ShipperMetrics {
   update(status: ShipperStatus): void;
 }
 
-export interface ShipperCounters {
-  connected: boolean;
-  rejected: number;
-  rejects: number;
-  sentBatches: number;
-  sentResults: number;
-  ackedResults: number;
-  connects: number;
-  appendFailures: number;
-  ackedSeq: number;
+/** The counters the sender keeps; the buffer's figures join them in a ShipperStatus. */
+export interface ShipperCounters extends Omit<
+  ShipperStatus,
+  "backlog" | "backlogBytes" | "oldestBufferedMs" | "dropped"
+> {
   /** Refusals so far of the batch starting at a seq, for retry_limited rejects. */
   limitedRetries: Map<number, number>;
 }
