@@ -13,6 +13,11 @@ import {
 } from "../shared/config/defaults.ts";
 import type { SambaServer } from "../test/harness/samba.ts";
 
+/** Short, so the first results arrive within seconds; a real site would use 60. */
+export const DEMO_INTERVAL_SECONDS = 5;
+/** The first run of each target lands within one interval, then one send to HQ; this allows a slow, busy machine. */
+export const FIRST_RESULTS_TIMEOUT_MS = 60_000;
+
 export interface DemoTarget {
   name: string;
   share: string;

@@ -19,7 +19,13 @@ import {
 import { startPostgres, type RunningPostgres } from "../test/harness/postgres.ts";
 import { startSamba, type SambaServer } from "../test/harness/samba.ts";
 import { startAgentProcess, type AgentProcess } from "./agent-process.ts";
-import { demoChildEnv, writeDemoConfig, type DemoTarget } from "./demo-config.ts";
+import {
+  DEMO_INTERVAL_SECONDS,
+  FIRST_RESULTS_TIMEOUT_MS,
+  demoChildEnv,
+  writeDemoConfig,
+  type DemoTarget,
+} from "./demo-config.ts";
 import type { DemoOptions } from "./demo-standalone.ts";
 import {
   MEDIAN_NOTE,
@@ -31,10 +37,6 @@ import {
 } from "./demo-summary.ts";
 import { parseMetrics } from "./prom-text.ts";
 
-/** Short, so the first results arrive within seconds; a real site would use 60. */
-const DEMO_INTERVAL_SECONDS = 5;
-/** First run within one interval, then one send to HQ; this allows a slow, busy machine. */
-const FIRST_RESULTS_TIMEOUT_MS = 60_000;
 /** The aggregator's /metrics is polled this often while waiting. */
 const POLL_MS = 250;
 /** How often the running demo checks that its smbfleet processes are still alive. */

@@ -8,7 +8,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startSamba, type SambaServer } from "../test/harness/samba.ts";
 import { AgentStartError, startAgentProcess, type AgentProcess } from "./agent-process.ts";
-import { demoChildEnv, writeDemoConfig } from "./demo-config.ts";
+import {
+  DEMO_INTERVAL_SECONDS,
+  FIRST_RESULTS_TIMEOUT_MS,
+  demoChildEnv,
+  writeDemoConfig,
+} from "./demo-config.ts";
 import {
   MEDIAN_NOTE,
   formatTarget,
@@ -19,10 +24,6 @@ import {
 } from "./demo-summary.ts";
 import { parseMetrics, select, type Sample } from "./prom-text.ts";
 
-/** Short, so the first results arrive within seconds; a real site would use 60. */
-const DEMO_INTERVAL_SECONDS = 5;
-/** The first run of each target lands within one interval; this allows a slow, busy machine. */
-const FIRST_RESULTS_TIMEOUT_MS = 60_000;
 /** The agent's default port, so the URL is the one an operator will see in production. */
 const PREFERRED_LISTEN = "127.0.0.1:9741";
 /** /metrics is polled this often while waiting for the first results. */
