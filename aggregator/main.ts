@@ -17,8 +17,9 @@ import { serverCredentials } from "../shared/tls/credentials.ts";
 import { loadTlsFiles } from "../shared/tls/files.ts";
 import { BatchPool } from "./ingest/store/batch-pool.ts";
 import { closeDatabase, connectDatabase, MAINTENANCE_STATEMENT_TIMEOUT_MS, type Db } from "./db/connect.ts";
-import { startMaintenance, type Maintenance } from "./db/maintenance.ts";
+import { maintenanceIntervalFromEnv, startMaintenance, type Maintenance } from "./db/maintenance.ts";
 import { migrate, schemaStatus } from "./db/migrate.ts";
+import { closeTxPool, createTxPool } from "./db/tx-pool.ts";
 import { AgentRateLimits } from "./ingest/stream/rate-limit.ts";
 import { startIngestServer, type RunningIngestServer } from "./ingest/stream/server.ts";
 import { TargetCache } from "./ingest/store/targets.ts";
@@ -53,7 +54,14 @@ export async function run(
 ): Promise<number> {
   const config = loadFromCommandLine(argv, env, io, USAGE);
   if (typeof config === "number") return config;
-  return runAggregator(config, createLogger("aggregator"), signal);
+  let maintenanceIntervalMs: number | undefined;
+  try {
+    maintenanceIntervalMs = maintenanceIntervalFromEnv(env);
+  } catch (err) {
+    io.stderr(`${errorMessage(err)}\n`);
+    return 1;
+  }
+  return runAggregator(config, createLogger("aggregator"), signal, { maintenanceIntervalMs });
 }
 
 /** --config FILE, loaded and validated; an exit code when that failed (problems printed). */
@@ -98,6 +106,7 @@ export async function runAggregator(
   config: AggregatorConfig,
   logger: Logger,
   signal: AbortSignal,
+  opts: { maintenanceIntervalMs?: number | undefined } = {},
 ): Promise<number> {
   for (const w of config.warnings) logger.warn({ problem: w }, formatProblem(w));
   logger.info({ version: VERSION, config }, "effective config");
@@ -115,9 +124,11 @@ export async function runAggregator(
     logger,
     applicationName: "smbfleet-aggregator-ingest",
   });
-  const maintenanceSql = connectDatabase({
+  // Maintenance runs multi-statement transactions: on node-postgres, never
+  // postgres.js (aggregator/db/tx-pool.ts says why).
+  const maintenancePool = createTxPool({
     url: config.database.url,
-    poolSize: 1,
+    max: 1,
     logger,
     statementTimeoutMs: MAINTENANCE_STATEMENT_TIMEOUT_MS,
     applicationName: "smbfleet-aggregator-maintenance",
@@ -129,15 +140,16 @@ export async function runAggregator(
     await grpc?.close();
     await http?.close();
     await maintenance?.stop();
-    await Promise.all([closeDatabase(sql), closeDatabase(batchSql), closeDatabase(maintenanceSql)]);
+    await Promise.all([closeDatabase(sql), closeDatabase(batchSql), closeTxPool(maintenancePool)]);
   };
 
   try {
     const credentials = config.server.insecure ? null : serverCredentials(await tlsFiles(config, logger));
     await migrateWithRetry(sql, logger, signal);
-    maintenance = startMaintenance(maintenanceSql, logger, {
+    maintenance = startMaintenance(maintenancePool, logger, {
       rawDays: config.retention.rawDays,
       rollupDays: config.retention.rollupDays,
+      ...(opts.maintenanceIntervalMs === undefined ? {} : { intervalMs: opts.maintenanceIntervalMs }),
     });
     // Today's partitions before the first batch.
     await maintenance.runOnce();

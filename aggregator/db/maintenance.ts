@@ -1,10 +1,13 @@
 // The periodic database job: partitions ahead, the 5-minute rollup, and
 // retention. Every replica runs it; the steps are idempotent and the rollup
-// takes a try-lock, so replicas neither collide nor double-count.
-import { errorMessage } from "../../shared/errors.ts";
+// takes a try-lock, so replicas neither collide nor double-count. Every step
+// is a transaction (withTransaction) on the maintenance pool: a step whose
+// connection dies fails whole, is logged with its code, and runs again on
+// the next tick.
+import { SmbfleetError, errorMessage } from "../../shared/errors.ts";
 import type { Logger } from "../../shared/logger.ts";
-import type { Db } from "./connect.ts";
 import { applyRetention, ensurePartitions } from "./partitions.ts";
+import type { TxConnector } from "./transaction.ts";
 import { rollup5m } from "./rollup.ts";
 
 export interface MaintenanceOptions {
@@ -37,7 +40,25 @@ export interface Maintenance {
   stop(): Promise<void>;
 }
 
-export function startMaintenance(sql: Db, logger: Logger, opts: MaintenanceOptions): Maintenance {
+/**
+ * SMBFLEET_MAINTENANCE_INTERVAL_MS, when set: how often the job runs instead
+ * of DEFAULT_MAINTENANCE_INTERVAL_MS. Tests run it every few hundred
+ * milliseconds (test/db/backend-termination.test.ts); operators have no need to.
+ */
+export function maintenanceIntervalFromEnv(env: NodeJS.ProcessEnv): number | undefined {
+  const raw = env["SMBFLEET_MAINTENANCE_INTERVAL_MS"];
+  if (raw === undefined || raw === "") return undefined;
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < 10) {
+    throw new SmbfleetError(
+      "CONFIG_INVALID",
+      `SMBFLEET_MAINTENANCE_INTERVAL_MS: expected an integer of at least 10 (milliseconds), got ${JSON.stringify(raw)}`,
+    );
+  }
+  return ms;
+}
+
+export function startMaintenance(pool: TxConnector, logger: Logger, opts: MaintenanceOptions): Maintenance {
   const now = opts.now ?? (() => new Date());
   const intervalMs = opts.intervalMs ?? DEFAULT_MAINTENANCE_INTERVAL_MS;
   let running: Promise<boolean> | null = null;
@@ -51,20 +72,24 @@ export function startMaintenance(sql: Db, logger: Logger, opts: MaintenanceOptio
         logger.debug({ step: name, result }, "maintenance step done");
       } catch (err) {
         ok = false;
-        logger.warn({ step: name, err: errorMessage(err) }, "maintenance step failed; retrying next run");
+        const code = (err as { code?: unknown }).code;
+        logger.warn(
+          { step: name, code: typeof code === "string" ? code : undefined, err: errorMessage(err) },
+          "maintenance step failed; retrying next run",
+        );
       }
     };
     const t = now();
     await step("partitions", async () => {
-      const created = await ensurePartitions(sql, t, {
+      const created = await ensurePartitions(pool, t, {
         aheadDays: opts.aheadDays ?? DEFAULT_PARTITIONS_AHEAD_DAYS,
         behindDays: opts.behindDays ?? DEFAULT_PARTITIONS_BEHIND_DAYS,
       });
       if (created.length > 0) logger.info({ created }, "results partitions created");
     });
-    await step("rollup", () => rollup5m(sql));
+    await step("rollup", () => rollup5m(pool));
     await step("retention", async () => {
-      const r = await applyRetention(sql, t, { rawDays: opts.rawDays, rollupDays: opts.rollupDays });
+      const r = await applyRetention(pool, t, { rawDays: opts.rawDays, rollupDays: opts.rollupDays });
       if (r.droppedPartitions.length > 0)
         logger.info({ dropped: r.droppedPartitions }, "results partitions dropped");
     });

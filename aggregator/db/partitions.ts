@@ -1,10 +1,10 @@
 // Daily partitions of `results` (UTC days), created ahead of time, and
 // retention that drops whole partitions rather than deleting rows. Each step
-// is one statement (a DO block where several commands must commit together):
-// postgres.js 3.4.9 can crash the process when a connection dies inside
-// sql.begin() (see aggregator/ingest/store/store.ts), and this runs every minute
-// in the long-lived aggregator. Behaviour pinned by test/db/maintenance.test.ts.
-import type { Db } from "./connect.ts";
+// is a transaction on the maintenance pool (withTransaction, node-postgres):
+// this runs every minute in the long-lived aggregator, where a connection
+// dying inside a postgres.js transaction would end the process
+// (docs/architecture.md). Behaviour pinned by test/db/maintenance.test.ts.
+import { withTransaction, type Tx, type TxConnector } from "./transaction.ts";
 
 const DAY_MS = 86_400_000;
 const NAME_PATTERN = /^results_p(\d{4})(\d{2})(\d{2})$/;
@@ -35,17 +35,24 @@ export function partitionDay(name: string): Date | null {
 }
 
 /** Names of the daily partitions that exist now. */
-export async function listPartitions(sql: Db): Promise<string[]> {
-  const rows = await sql`
+export async function listPartitions(pool: TxConnector): Promise<string[]> {
+  return withTransaction(pool, (tx) => partitionsIn(tx), { name: "listing partitions", readOnly: true });
+}
+
+async function partitionsIn(tx: Tx): Promise<string[]> {
+  const rows = await tx.query<{ name: string }>(`
     SELECT c.relname AS name
     FROM pg_inherits i
     JOIN pg_class c ON c.oid = i.inhrelid
-    WHERE i.inhparent = 'results'::regclass`;
+    WHERE i.inhparent = 'results'::regclass`);
   return rows
-    .map((r) => String(r["name"]))
+    .map((r) => r.name)
     .filter((n) => partitionDay(n) !== null)
     .sort();
 }
+
+/** SET LOCAL for DDL on `results`: give up rather than queue ingest behind us (DDL_LOCK_TIMEOUT). */
+const DDL_LOCK = `SET LOCAL lock_timeout = '${DDL_LOCK_TIMEOUT}'`;
 
 /**
  * Makes sure a partition exists for every UTC day from `behindDays` before
@@ -55,11 +62,11 @@ export async function listPartitions(sql: Db): Promise<string[]> {
  * Returns the partitions that were missing when it looked.
  */
 export async function ensurePartitions(
-  sql: Db,
+  pool: TxConnector,
   now: Date,
   opts: { aheadDays: number; behindDays: number },
 ): Promise<string[]> {
-  const existing = new Set(await listPartitions(sql));
+  const existing = new Set(await listPartitions(pool));
   const created: string[] = [];
   const today = utcDay(now).getTime();
   for (let d = -opts.behindDays; d <= opts.aheadDays; d++) {
@@ -67,23 +74,33 @@ export async function ensurePartitions(
     const to = new Date(from.getTime() + DAY_MS);
     const name = partitionName(from);
     if (existing.has(name)) continue;
-    // One DO block = one transaction: create, move DEFAULT's rows for that
-    // day, attach. Another replica may have made it since we listed.
-    await sql.unsafe(`
-      DO $do$
-      BEGIN
-        PERFORM set_config('lock_timeout', '${DDL_LOCK_TIMEOUT}', true);
-        IF to_regclass('${name}') IS NOT NULL THEN RETURN; END IF;
-        CREATE TABLE ${name} (LIKE results INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
-        WITH moved AS (
-          DELETE FROM results_default
-          WHERE started_at >= '${from.toISOString()}' AND started_at < '${to.toISOString()}'
-          RETURNING *
-        ) INSERT INTO ${name} SELECT * FROM moved;
-        ALTER TABLE results ATTACH PARTITION ${name}
-          FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}');
-      END
-      $do$`);
+    // One transaction: create, move DEFAULT's rows for that day, attach.
+    // Replicas take the same advisory lock first, so the second one sees the
+    // first one's partition instead of failing on a duplicate table.
+    await withTransaction(
+      pool,
+      async (tx) => {
+        await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [name]);
+        const [found] = await tx.query<{ present: boolean }>(
+          "SELECT to_regclass($1) IS NOT NULL AS present",
+          [name],
+        );
+        if (found?.present === true) return;
+        await tx.execute(DDL_LOCK);
+        await tx.execute(`CREATE TABLE ${name} (LIKE results INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`);
+        await tx.execute(
+          `WITH moved AS (
+             DELETE FROM results_default WHERE started_at >= $1 AND started_at < $2 RETURNING *
+           ) INSERT INTO ${name} SELECT * FROM moved`,
+          [from, to],
+        );
+        await tx.execute(
+          `ALTER TABLE results ATTACH PARTITION ${name}
+             FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`,
+        );
+      },
+      { name: `creating partition ${name}` },
+    );
     // (Reported as created when it exists now, whichever replica made it.)
     created.push(name);
   }
@@ -104,32 +121,40 @@ export interface RetentionResult {
  * rollups older than rollupDays.
  */
 export async function applyRetention(
-  sql: Db,
+  pool: TxConnector,
   now: Date,
   opts: { rawDays: number; rollupDays: number },
 ): Promise<RetentionResult> {
   const rawCutoff = new Date(now.getTime() - opts.rawDays * DAY_MS);
   const rollupCutoff = new Date(now.getTime() - opts.rollupDays * DAY_MS);
   const dropped: string[] = [];
-  for (const name of await listPartitions(sql)) {
+  for (const name of await listPartitions(pool)) {
     const day = partitionDay(name)!;
     if (day.getTime() + DAY_MS > rawCutoff.getTime()) continue;
-    await sql.unsafe(`
-      DO $do$
-      BEGIN
-        PERFORM set_config('lock_timeout', '${DDL_LOCK_TIMEOUT}', true);
-        DROP TABLE IF EXISTS ${name};
-      END
-      $do$`);
+    await withTransaction(
+      pool,
+      async (tx) => {
+        await tx.execute(DDL_LOCK);
+        await tx.execute(`DROP TABLE IF EXISTS ${name}`);
+      },
+      { name: `dropping partition ${name}` },
+    );
     dropped.push(name);
   }
-  const def = await sql`DELETE FROM results_default WHERE started_at < ${rawCutoff}`;
-  const quarantine = await sql`DELETE FROM quarantined_results WHERE received_at < ${rawCutoff}`;
-  const rollups = await sql`DELETE FROM results_5m WHERE bucket < ${rollupCutoff}`;
+  // The three deletes commit together: retention is applied whole or not at all.
+  const deleted = await withTransaction(
+    pool,
+    async (tx) => ({
+      def: await tx.execute("DELETE FROM results_default WHERE started_at < $1", [rawCutoff]),
+      quarantine: await tx.execute("DELETE FROM quarantined_results WHERE received_at < $1", [rawCutoff]),
+      rollups: await tx.execute("DELETE FROM results_5m WHERE bucket < $1", [rollupCutoff]),
+    }),
+    { name: "retention" },
+  );
   return {
     droppedPartitions: dropped,
-    deletedDefaultRows: def.count,
-    deletedRollupRows: rollups.count,
-    deletedQuarantineRows: quarantine.count,
+    deletedDefaultRows: deleted.def,
+    deletedRollupRows: deleted.rollups,
+    deletedQuarantineRows: deleted.quarantine,
   };
 }

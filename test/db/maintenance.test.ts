@@ -9,6 +9,8 @@ import {
   partitionName,
 } from "../../aggregator/db/partitions.ts";
 import { rollup5m } from "../../aggregator/db/rollup.ts";
+import { withTransaction } from "../../aggregator/db/transaction.ts";
+import { closeTxPool, createTxPool, type TxPool } from "../../aggregator/db/tx-pool.ts";
 import { silentLogger } from "../../shared/logger.ts";
 import { Secret } from "../../shared/secret.ts";
 import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
@@ -16,6 +18,8 @@ import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
 const DAY = 86_400_000;
 let pg: RunningPostgres;
 let sql: Db;
+/** What maintenance runs on in the aggregator. */
+let pool: TxPool;
 let targetId: bigint;
 let seq = 0;
 
@@ -36,7 +40,9 @@ async function partitionOf(startedAt: Date): Promise<string> {
 
 beforeAll(async () => {
   pg = await startPostgres();
-  sql = connectDatabase({ url: new Secret(await pg.createDatabase("maint")), poolSize: 3 });
+  const url = new Secret(await pg.createDatabase("maint"));
+  sql = connectDatabase({ url, poolSize: 3 });
+  pool = createTxPool({ url, max: 2, applicationName: "smbfleet-test-maintenance" });
   await migrate(sql);
   await sql`INSERT INTO sites (site) VALUES ('paris')`;
   const t = await sql`
@@ -46,6 +52,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   if (sql !== undefined) await closeDatabase(sql);
+  if (pool !== undefined) await closeTxPool(pool);
   await pg?.stop();
 });
 
@@ -57,14 +64,14 @@ describe("partitions", () => {
     await insertResult(early, [{ operation: "login", samples_ms: [1], failures: 0 }]);
     expect(await partitionOf(early)).toBe("results_default");
 
-    const created = await ensurePartitions(sql, now, { aheadDays: 2, behindDays: 1 });
+    const created = await ensurePartitions(pool, now, { aheadDays: 2, behindDays: 1 });
     expect(created).toEqual([
       "results_p20310309",
       "results_p20310310",
       "results_p20310311",
       "results_p20310312",
     ]);
-    expect(await ensurePartitions(sql, now, { aheadDays: 2, behindDays: 1 })).toEqual([]);
+    expect(await ensurePartitions(pool, now, { aheadDays: 2, behindDays: 1 })).toEqual([]);
     // ...and moves into its day's partition when that is created.
     expect(await partitionOf(early)).toBe("results_p20310311");
 
@@ -81,7 +88,7 @@ describe("partitions", () => {
               VALUES ('2031-03-01T00:00:00Z', ${targetId}, 'login', 1, 1, 0, 1),
                      ('2031-03-20T00:00:00Z', ${targetId}, 'login', 1, 1, 0, 1)`;
     // 2031-03-20 + raw 7 days: cutoff 2031-03-13T12:00; days ending at or before it go.
-    const r = await applyRetention(sql, new Date("2031-03-20T12:00:00Z"), { rawDays: 7, rollupDays: 10 });
+    const r = await applyRetention(pool, new Date("2031-03-20T12:00:00Z"), { rawDays: 7, rollupDays: 10 });
     expect(r.droppedPartitions).toEqual([
       "results_p20310309",
       "results_p20310310",
@@ -91,7 +98,7 @@ describe("partitions", () => {
     // The 2031-03-13T00:00 row in DEFAULT is older than the cutoff too.
     expect(r.deletedDefaultRows).toBe(1);
     expect(r.deletedRollupRows).toBe(1);
-    expect(await listPartitions(sql)).toEqual([]);
+    expect(await listPartitions(pool)).toEqual([]);
     const left = await sql`SELECT count(*)::int AS n FROM results`;
     expect(left[0]?.["n"]).toBe(0);
     expect(partitionName(new Date("2031-01-02T23:00:00Z"))).toBe("results_p20310102");
@@ -110,7 +117,7 @@ describe("rollup5m", () => {
     // Next bucket: must not mix in.
     await insertResult(at(300), [{ operation: "write", samples_ms: [100], failures: 0 }]);
 
-    const first = await rollup5m(sql, { settleSeconds: 0 });
+    const first = await rollup5m(pool, { settleSeconds: 0 });
     expect(first.ran).toBe(true);
     const rows = await sql`
       SELECT operation, runs, samples, failures, min_ms, max_ms, sum_ms, p50_ms, p95_ms
@@ -143,7 +150,7 @@ describe("rollup5m", () => {
 
     // A result replayed late into the same bucket updates it on the next run.
     await insertResult(at(200), [{ operation: "write", samples_ms: [5], failures: 0 }]);
-    await rollup5m(sql, { settleSeconds: 0 });
+    await rollup5m(pool, { settleSeconds: 0 });
     const after = await sql`
       SELECT runs, samples, p50_ms FROM results_5m
       WHERE bucket = ${bucket} AND target_id = ${targetId} AND operation = 'write'`;
@@ -152,10 +159,20 @@ describe("rollup5m", () => {
     expect(next[0]?.["samples"]).toBe(1);
   });
 
+  it("skips the run while another replica holds the job's state row", async () => {
+    const [held, skipped] = await withTransaction(pool, async (tx) => {
+      const rows = await tx.query("SELECT value FROM maintenance_state WHERE name = 'rollup_5m' FOR UPDATE");
+      return [rows.length, await rollup5m(pool, { settleSeconds: 0 })] as const;
+    });
+    expect(held).toBe(1);
+    expect(skipped).toEqual({ ran: false, rows: 0, through: null });
+    expect((await rollup5m(pool, { settleSeconds: 0 })).ran).toBe(true);
+  });
+
   it("waits for the settle margin before rolling up fresh rows", async () => {
     const fresh = new Date(Math.floor(Date.now() / 300_000) * 300_000);
     await insertResult(fresh, [{ operation: "read", samples_ms: [1], failures: 0 }]);
-    await rollup5m(sql, { settleSeconds: 3600 });
+    await rollup5m(pool, { settleSeconds: 3600 });
     const none = await sql`SELECT count(*)::int AS n FROM results_5m WHERE operation = 'read'`;
     expect(none[0]?.["n"]).toBe(0);
   });
@@ -163,7 +180,7 @@ describe("rollup5m", () => {
 
 describe("startMaintenance", () => {
   it("runs partitions, rollup and retention together", async () => {
-    const m = startMaintenance(sql, silentLogger(), {
+    const m = startMaintenance(pool, silentLogger(), {
       rawDays: 30,
       rollupDays: 365,
       now: () => new Date("2031-06-01T00:00:00Z"),
@@ -171,7 +188,7 @@ describe("startMaintenance", () => {
     });
     try {
       expect(await m.runOnce()).toBe(true);
-      expect(await listPartitions(sql)).toContain("results_p20310603");
+      expect(await listPartitions(pool)).toContain("results_p20310603");
     } finally {
       await m.stop();
     }
