@@ -198,6 +198,23 @@ describe("withTransaction for the incident engine's patterns", () => {
     expect(rows[0]?.["n"]).toBe(writers);
   });
 
+  it("sets the session limits and name the pool was made with", async () => {
+    const settings = await withTransaction(
+      pool,
+      async (tx) => ({
+        statement: (await tx.query("SHOW statement_timeout"))[0],
+        idle: (await tx.query("SHOW idle_in_transaction_session_timeout"))[0],
+        app: (await tx.query("SHOW application_name"))[0],
+      }),
+      { readOnly: true },
+    );
+    expect(settings).toEqual({
+      statement: { statement_timeout: "30s" },
+      idle: { idle_in_transaction_session_timeout: "30s" },
+      app: { application_name: "smbfleet-test-tx" },
+    });
+  });
+
   it("returns int8 as bigint, as the postgres.js pools do", async () => {
     const [row] = await withTransaction(pool, (tx) =>
       tx.query<{ big: bigint }>("SELECT 9007199254740993::int8 AS big"),
