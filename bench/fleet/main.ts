@@ -24,7 +24,7 @@ import { createFleetPki, startAggregatorProcess, testSql, type FleetPki } from "
 import { findProcesses } from "../../test/harness/ports.ts";
 import { startPostgres } from "../../test/harness/postgres.ts";
 import type { AgentsConfig, AgentsReport } from "./agents.ts";
-import { cpuMs, establishedTo, percentileOf, rssBytes, treeCpu, treeCpuDelta } from "./proc.ts";
+import { cpuMs, establishedTo, percentileOf, rssBytes, treeCpu, treeCpuDelta } from "../shared/proc.ts";
 
 const { values } = parseArgs({
   options: {
