@@ -9,7 +9,7 @@ import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { LAUNCHER } from "../../shared/launcher.ts";
 import { descendants, LOOPBACK } from "../../test/harness/ports.ts";
-import { peakRssBytes, reapedChildrenCpuMs, rssBytes, cpuMs } from "../shared/proc.ts";
+import { cpuMs, peakRssBytes, reapedChildrenCpuMs, rssBytes } from "../shared/proc.ts";
 
 /** The agent's HTTP server is up within a second or two; a loaded 2-core box may take far longer. */
 const START_TIMEOUT_MS = 60_000;
@@ -103,7 +103,7 @@ export function writeAgentConfig(o: AgentConfigOptions): string {
 export interface MemorySample {
   /** The agent process's own peak (VmHWM) so far, bytes. */
   agentPeak: number;
-  /** Highest sum of the descendants' VmRSS seen in one sample, bytes. */
+  /** Highest sum of the descendants' VmRSS seen in one sample, bytes (shared libraries counted in each). */
   childrenPeak: number;
   /** Highest agent VmRSS + descendants' VmRSS seen in one sample, bytes. */
   totalPeak: number;

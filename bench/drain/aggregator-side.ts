@@ -7,7 +7,12 @@
 // stored seqs once, at the end.
 import { closeDatabase, connectDatabase } from "../../aggregator/db/connect.ts";
 import { Secret } from "../../shared/secret.ts";
-import { startAggregatorProcess, type AggregatorProcess, type FleetPki } from "../../test/harness/fleet.ts";
+import {
+  startAggregatorProcess,
+  type AggregatorProcess,
+  type FleetPki,
+  type LogLine,
+} from "../../test/harness/fleet.ts";
 import { freePort, LOOPBACK } from "../../test/harness/ports.ts";
 import type { RunningPostgres } from "../../test/harness/postgres.ts";
 import { postgresCpuMs, processCpuMs } from "./cpu.ts";
@@ -35,6 +40,8 @@ export interface AggregatorSide {
   check(agent: string, n: number): Promise<StoredCheck>;
   /** CPU ms so far of the aggregator process and of PostgreSQL (postmaster, backends, reaped ones). */
   cpuMs(): { aggregator: number; postgres: number };
+  /** The aggregator's JSON log lines so far (bounded by the harness). */
+  logs(): readonly LogLine[];
   /** Stops the aggregator and drops the database; idempotent. */
   close(): Promise<void>;
 }
@@ -81,6 +88,7 @@ export async function prepareAggregatorSide(
         quarantined: Number(qr?.n ?? 0),
       };
     },
+    logs: () => aggregator?.logs ?? [],
     cpuMs: () => ({
       aggregator: aggregator === null ? 0 : processCpuMs(aggregator.pid),
       postgres: postgresCpuMs(pg.dir),

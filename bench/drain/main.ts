@@ -18,8 +18,10 @@
 //     includes the agent's reconnect backoff; also printed from the agent's
 //     TCP connection being established. Exactly once: every seq 1..RESULTS
 //     stored once, read at the end (missing and duplicated counted).
-//   Peak RSS: the agent process's VmHWM; its descendants (smbclient) sampled
-//     every 200 ms from /proc; judged on their sum (an upper bound).
+//   Peak RSS: the agent process's VmHWM (exact), and the agent with its
+//     descendants (smbclient), VmRSS summed, sampled every 200 ms from /proc
+//     (shared libraries count once per process, so this overstates what
+//     they take together). Both are judged against the goal.
 //   Baselines from the same run: reading the buffer back in the sender's
 //     batches without sending (time), and the agent's peak RSS before the
 //     aggregator started (memory).
@@ -40,6 +42,7 @@ import { Verdicts } from "../shared/verdict.ts";
 import { prepareAggregatorSide } from "./aggregator-side.ts";
 import { startAgentProcess, writeAgentConfig, type ProbeTargets } from "./agent-process.ts";
 import { fillBuffer, readAll } from "./fill.ts";
+import { readLogFile, summarize } from "./log-summary.ts";
 
 const DEFAULTS = { results: 1_000_000, runs: 3, targets: 10, interval: 60, probes: "samba" };
 const GOAL_DRAIN_MS = 30_000;
@@ -86,7 +89,8 @@ interface RunFigures {
   afterConnectMs: number | null;
   baselineMs: number;
   agentPeak: number;
-  withChildrenPeak: number;
+  /** Highest sample of agent + smbclients, VmRSS summed. */
+  rssWithChildren: number;
   rssBeforeAggregator: number;
   ok: boolean;
 }
@@ -163,11 +167,13 @@ async function oneRun(
         `stored: seqs 1..${total}: ${stored.rows} rows, ${stored.distinct} distinct; missing ${stored.missing}, duplicated ${stored.duplicated}; ` +
           `quarantined ${stored.quarantined}; ${stored.later} later results from the agent's probes`,
         `agent peak RSS (VmHWM): ${mb(mem.agentPeak)}  (before the aggregator started: ${mb(before.agentPeak)}; goal ≤ ${mb(GOAL_RSS_BYTES)})`,
-        `  its smbclients, highest sampled sum: ${mb(mem.childrenPeak)} (${mem.samplesWithChildren} of ${mem.samples} samples had any); ` +
-          `agent + smbclients: highest sample ${mb(mem.totalPeak)}, upper bound (VmHWM + highest children) ${mb(mem.agentPeak + mem.childrenPeak)}`,
+        `  with its smbclients, sampled every 200 ms (${mem.samplesWithChildren} of ${mem.samples} samples found any): ` +
+          `VmRSS summed ${mb(mem.totalPeak)} (smbclients alone ${mb(mem.childrenPeak)}; shared libraries counted in each), ` +
+          `VmHWM + highest smbclient sum ${mb(mem.agentPeak + mem.childrenPeak)}`,
         `CPU during the drain: agent ${s(agentCpu)}, its smbclients (reaped) ${s(childCpu)}, ` +
           `aggregator ${s(cpu1.server.aggregator - cpu0.server.aggregator)}, PostgreSQL ${s(cpu1.server.postgres - cpu0.server.postgres)}`,
-        `agent exit on SIGTERM: ${exit}; log ${agent.logFile}`,
+        `agent exit on SIGTERM: ${exit}; warnings and errors logged by the agent: ${summarize(readLogFile(agent.logFile))}`,
+        `  by the aggregator: ${summarize(side.logs())}`,
         ok ? "OK: every result stored exactly once" : "FAILED: see above",
       ].join("\n"),
     );
@@ -176,7 +182,7 @@ async function oneRun(
       afterConnectMs,
       baselineMs,
       agentPeak: mem.agentPeak,
-      withChildrenPeak: mem.agentPeak + mem.childrenPeak,
+      rssWithChildren: mem.totalPeak,
       rssBeforeAggregator: before.agentPeak,
       ok,
     };
@@ -267,20 +273,21 @@ try {
       holds: f.agentPeak <= GOAL_RSS_BYTES,
     });
     verdicts.add({
-      figure: `run ${i + 1}: agent + smbclients peak (bound)`,
-      value: mb(f.withChildrenPeak),
+      figure: `run ${i + 1}: agent + smbclients, sampled VmRSS sum`,
+      value: mb(f.rssWithChildren),
       baseline: `before aggregator ${mb(f.rssBeforeAggregator)}`,
-      ratio: (f.withChildrenPeak / f.rssBeforeAggregator).toFixed(2),
+      ratio: (f.rssWithChildren / f.rssBeforeAggregator).toFixed(2),
       goal: `≤ ${mb(GOAL_RSS_BYTES)}`,
-      holds: f.withChildrenPeak <= GOAL_RSS_BYTES,
+      holds: f.rssWithChildren <= GOAL_RSS_BYTES,
     });
   });
   verdicts.print();
   const drainHeld = figures.filter((f) => f.ok && f.drainMs !== null && f.drainMs <= GOAL_DRAIN_MS).length;
-  const rssHeld = figures.filter((f) => f.withChildrenPeak <= GOAL_RSS_BYTES).length;
+  const held = (f: (r: RunFigures) => number): number => figures.filter((r) => f(r) <= GOAL_RSS_BYTES).length;
   console.log(
-    `drain ≤ 30 s with every result exactly once in ${drainHeld} of ${runs} runs; ` +
-      `peak RSS (agent + smbclients) ≤ 150 MB in ${rssHeld} of ${runs} runs`,
+    `drain ≤ 30 s with every result exactly once in ${drainHeld} of ${runs} runs; peak ≤ 150 MB: ` +
+      `agent process (VmHWM) in ${held((r) => r.agentPeak)}, agent + smbclients (VmRSS) in ${held((r) => r.rssWithChildren)} ` +
+      `of ${runs} runs`,
   );
   if (!figures.every((f) => f.ok)) process.exitCode = 1;
 } finally {
