@@ -7,9 +7,9 @@
 // a fresh database and fresh processes.
 //
 //   Buffer: filled once with the agent's own buffer module (appendMany:
-//     smbprobe-shaped results, ~275 bytes of protobuf each), then copied for
-//     each run; buffer_max_bytes is raised to hold them (the default 256 MiB
-//     holds about 975,000 of these).
+//     smbprobe-shaped results, their size printed), then copied for each
+//     run; buffer_max_bytes is raised to hold them (the default, 256 MiB,
+//     holds fewer than a million of these).
 //   Probes: the agent's targets probe a real Samba (test/harness) by default,
 //     or with --probes unreachable a closed loopback port (every run fails
 //     fast with `unreachable`); either way smbclient runs.
@@ -31,6 +31,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { AGGREGATOR_DEFAULTS } from "../../shared/config/defaults.ts";
 import { agentNodeFlags } from "../../shared/launcher.ts";
 import { createFleetPki, type FleetPki } from "../../test/harness/fleet.ts";
 import { freePort } from "../../test/harness/ports.ts";
@@ -249,7 +250,8 @@ try {
   pg = await startPostgres({ fsync: true });
   const pki = await createFleetPki(join(root, "pki"));
   console.log(
-    "receiver: smbfleet aggregator (own process, default config, mTLS, ack after commit), fresh database per run, PostgreSQL fsync on",
+    "receiver: smbfleet aggregator (own process, default config, mTLS, ack after commit; per-agent limit " +
+      `${AGGREGATOR_DEFAULTS.maxResultsPerSecondPerAgent} results/s), fresh database per run, PostgreSQL fsync on`,
   );
   const figures: RunFigures[] = [];
   for (let n = 1; n <= runs; n++) {
