@@ -1,218 +1,88 @@
-// npm run bench:agent — the agent against a local Samba (issue 2, acceptance 6):
-//   (a) agent CPU per probe run next to smbclient's own CPU for the same runs;
-//   (b) reported latency next to the same operation timed on the wire (tcpdump on lo);
-//   (c) the most targets one agent keeps on schedule at a 60 s interval on one core:
-//       extrapolated from (a), then checked with a compressed schedule on one pinned core.
-// Every figure is printed with its baseline from the same run and the ratio.
-// Bounded: BENCH_RUNS runs (default 60) and three 40 s schedule levels.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { cpus, loadavg, tmpdir, totalmem } from "node:os";
+// npm run bench:agent — the agent against a local Samba (issue 2, acceptance 6).
+// Each figure is its own module; this file starts Samba, pins the cores and
+// calls them in turn, then prints every verdict together:
+//   (a) figure-cpu.ts: agent CPU per probe run next to smbclient's own CPU;
+//   (b) figure-latency.ts: reported latency next to the same operation timed
+//       on the wire (tcpdump on lo): median, p95 and max of the error;
+//   (c) figure-schedule.ts: the most targets one agent keeps on schedule at a
+//       60 s interval on one core, extrapolated from (a), then checked.
+// A new figure is a module that takes what it needs (Samba, the sequential
+// runs) and adds its verdicts; one more call below.
+//
+// Parameters (environment; any value off its default makes a validation run):
+//   BENCH_RUNS                 sequential runs for (a) and (b)          (60)
+//   BENCH_WINDOW_SECONDS       window of each schedule level in (c)    (40)
+//   BENCH_LOAD_LEVELS          levels in (c), % of the extrapolation   (50,80,100)
+//   BENCH_MAX_CONCURRENT_RUNS  the scheduler's cap in (c)              (16)
+// Needs root (tcpdump, taskset). About 3 minutes with the defaults.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createSmbCheck } from "../../agent/checks/smb/check.ts";
-import { createAgentMetrics } from "../../agent/metrics/agent-metrics.ts";
-import { recordResult } from "../../agent/metrics/record-result.ts";
-import { silentLogger } from "../../shared/logger.ts";
-import { median, percentile, type ProbeResult } from "../../shared/result.ts";
-import { startSamba, type SambaServer } from "../../test/harness/samba.ts";
-import { makeTarget } from "../../test/harness/targets.ts";
-import { childrenCpuMs, CHILD_CPU_RESOLUTION_MS, selfCpuMs } from "./cpu.ts";
-import { bySession, operationWireTimes, readExchanges } from "./pcap.ts";
-import { runCompressedSchedule, type ScheduleLevel } from "./schedule.ts";
+import { startSamba } from "../../test/harness/samba.ts";
+import { startRun } from "../shared/run-info.ts";
+import { Verdicts } from "../shared/verdict.ts";
+import { cpuFigure } from "./figure-cpu.ts";
+import { latencyFigure } from "./figure-latency.ts";
+import { scheduleFigure } from "./figure-schedule.ts";
+import { BENCH_MAX_CONCURRENT_RUNS } from "./schedule.ts";
+import { sequentialRuns } from "./sequential-runs.ts";
 
-const RUNS = Number(process.env["BENCH_RUNS"] ?? 60);
-/** JIT and smbd's first-connection caches: not measured. */
-const WARMUP_RUNS = 3;
-const INTERVAL_AT_SITE_SECONDS = 60;
-/** Compressed schedule: the same runs per second as N targets at 60 s, with a 10 s interval (4 slots per level). */
-const COMPRESSED_INTERVAL_SECONDS = 10;
-const LEVEL_SECONDS = 40;
-const LOAD_LEVELS = [0.5, 0.8, 1.0];
+const DEFAULTS = { runs: 60, windowSeconds: 40, loadLevels: "50,80,100", maxConcurrentRuns: 16 };
 
-const f = (n: number, digits = 2): string => n.toFixed(digits);
+function positive(name: string, fallback: number): number {
+  const v = Number(process.env[name] ?? fallback);
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name}: a positive number, not ${process.env[name]}`);
+  return v;
+}
 
 async function main(): Promise<number> {
-  const env = machine();
-  console.log(`# smbfleet bench:agent — ${new Date().toISOString()}`);
-  console.log(
-    `machine: ${env}; load average at start ${loadavg()
-      .map((x) => f(x))
-      .join(" ")}`,
+  const runs = positive("BENCH_RUNS", DEFAULTS.runs);
+  const windowSeconds = positive("BENCH_WINDOW_SECONDS", DEFAULTS.windowSeconds);
+  const levelsText = process.env["BENCH_LOAD_LEVELS"] ?? DEFAULTS.loadLevels;
+  const loadLevels = levelsText
+    .split(",")
+    .map((x) => Number(x) / 100)
+    .sort((a, b) => a - b);
+  if (loadLevels.some((x) => !Number.isFinite(x) || x <= 0)) {
+    throw new Error(`BENCH_LOAD_LEVELS: percentages separated by commas, not ${levelsText}`);
+  }
+  const run = startRun(
+    "bench:agent",
+    ["smbclient", "smbd", "tcpdump"],
+    [
+      { name: "BENCH_RUNS", value: runs, default: DEFAULTS.runs },
+      { name: "BENCH_WINDOW_SECONDS", value: windowSeconds, default: DEFAULTS.windowSeconds },
+      { name: "BENCH_LOAD_LEVELS", value: levelsText, default: DEFAULTS.loadLevels },
+      {
+        name: "BENCH_MAX_CONCURRENT_RUNS",
+        value: BENCH_MAX_CONCURRENT_RUNS,
+        default: DEFAULTS.maxConcurrentRuns,
+      },
+    ],
   );
+  const verdicts = new Verdicts();
   const samba = await startSamba();
   const dir = mkdtempSync(join(tmpdir(), "smbfleet-bench-"));
-  let tcpdump: ChildProcess | null = null;
   try {
     // One core for the agent and its smbclients, the other for smbd: the server is remote at a real site.
     const twoCores = cpus().length >= 2;
     if (twoCores) {
       spawnSync("taskset", ["-a", "-p", "-c", "1", String(samba.pgid)], { stdio: "ignore" });
       spawnSync("taskset", ["-a", "-p", "-c", "0", String(process.pid)], { stdio: "ignore" });
+      console.log("pinning: this process and its smbclients on core 0, smbd on core 1");
     }
-    const pcap = join(dir, "runs.pcap");
-    tcpdump = await startCapture(samba.port, pcap);
-
-    // (a) + (b): sequential runs, each one smbclient session.
-    const check = createSmbCheck({ agentId: "bench", logger: silentLogger() });
-    const metrics = createAgentMetrics({ site: "bench", agentId: "bench", version: "bench" });
-    const target = makeTarget(samba, { name: "bench" });
-    const signal = new AbortController().signal;
-    for (let i = 0; i < WARMUP_RUNS; i++) await check.run(target, signal);
-    let agentMs = 0;
-    let smbclientMs = 0;
-    const results: ProbeResult[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      const a0 = selfCpuMs();
-      const c0 = childrenCpuMs();
-      const r = await check.run(target, signal);
-      recordResult(metrics, r);
-      agentMs += selfCpuMs() - a0;
-      smbclientMs += childrenCpuMs() - c0;
-      results.push(r);
-    }
-    await stopCapture(tcpdump);
-    tcpdump = null;
-    const unhealthy = results.filter((r) => !r.healthy).length;
-    if (unhealthy > 0) console.log(`warning: ${unhealthy} of ${RUNS} runs unhealthy`);
-
-    const perRunAgent = agentMs / RUNS;
-    const perRunSmbclient = smbclientMs / RUNS;
-    console.log(`\n## (a) CPU per probe run (${RUNS} runs, login + 5 write + ls_dir + 5 read + 5 unlink)`);
-    console.log(`agent (node, all threads):   ${f(perRunAgent)} ms`);
-    console.log(
-      `smbclient (baseline):        ${f(perRunSmbclient)} ms  (kernel tick ${CHILD_CPU_RESOLUTION_MS} ms, summed over ${RUNS} runs)`,
-    );
-    console.log(
-      `ratio agent / smbclient:     ${f((100 * perRunAgent) / perRunSmbclient, 1)} %  (goal <= 25 %)`,
-    );
-
-    latencyReport(pcap, results);
-
-    // (c) extrapolation, then a bounded check on one core.
-    const perRunMs = perRunAgent + perRunSmbclient;
-    const extrapolated = Math.floor((INTERVAL_AT_SITE_SECONDS * 1000) / perRunMs);
-    console.log(`\n## (c) targets on schedule at a ${INTERVAL_AT_SITE_SECONDS} s interval, one core`);
-    console.log(
-      `extrapolated: ${INTERVAL_AT_SITE_SECONDS} s x 1000 / ${f(perRunMs)} ms per run (agent + smbclient) = ${extrapolated} targets at 100 % of one core`,
-    );
-    if (!twoCores) console.log("(one core only: smbd shares it, so the check below is pessimistic)");
-    const levels: ScheduleLevel[] = [];
-    for (const load of LOAD_LEVELS) {
-      const sitesTargets = Math.floor(extrapolated * load);
-      const targets = Math.max(
-        1,
-        Math.round((sitesTargets * COMPRESSED_INTERVAL_SECONDS) / INTERVAL_AT_SITE_SECONDS),
-      );
-      makeBasedirs(samba, targets);
-      const level = await runCompressedSchedule({
-        samba,
-        targets,
-        intervalSeconds: COMPRESSED_INTERVAL_SECONDS,
-        durationSeconds: LEVEL_SECONDS,
-        siteIntervalSeconds: INTERVAL_AT_SITE_SECONDS,
-        equivalentTargetsAt60s: Math.round(
-          (targets * INTERVAL_AT_SITE_SECONDS) / COMPRESSED_INTERVAL_SECONDS,
-        ),
-      });
-      levels.push(level);
-      console.log(
-        `  ${f(load * 100, 0)} % (${targets} targets every ${COMPRESSED_INTERVAL_SECONDS} s = ${level.equivalentTargetsAt60s} at 60 s): ` +
-          `runs started ${level.started}/${level.expectedRuns} (finished ${level.runs}), missed ${level.missed}, lag p50 ${f(level.lagP50Ms, 0)} ms p99 ${f(level.lagP99Ms, 0)} ms, ` +
-          `run wall p50 ${f(level.runP50Ms, 0)} ms p99 ${f(level.runP99Ms, 0)} ms, in flight ${f(level.meanInFlight, 1)}/${level.maxConcurrentRuns}, ` +
-          `core 0 busy ${f(level.cpuBusyPercent, 0)} %, unhealthy ${level.unhealthy} -> ${level.onSchedule ? "on schedule" : "FELL BEHIND"}`,
-      );
-    }
-    const held = levels.filter((l) => l.onSchedule).map((l) => l.equivalentTargetsAt60s);
-    console.log(
-      `verified: ${held.length > 0 ? Math.max(...held) : 0} targets at 60 s kept on schedule (no missed run, start lag p99 <= 5 % of 60 s)`,
-    );
+    const sequential = await sequentialRuns(samba, dir, runs);
+    const { perRunMs } = cpuFigure(sequential, verdicts);
+    latencyFigure(sequential, verdicts);
+    await scheduleFigure(samba, perRunMs, { windowSeconds, loadLevels, twoCores }, verdicts);
+    verdicts.print();
     return 0;
   } finally {
-    if (tcpdump !== null) await stopCapture(tcpdump);
     await samba.stop();
     rmSync(dir, { recursive: true, force: true });
+    run.end();
   }
-}
-
-function latencyReport(pcap: string, results: ProbeResult[]): void {
-  const sessions = bySession(readExchanges(pcap)).slice(WARMUP_RUNS);
-  const errors = new Map<string, { reported: number[]; wire: number[]; diff: number[] }>();
-  let matched = 0;
-  results.forEach((r, i) => {
-    const session = sessions[i];
-    if (session === undefined) return;
-    const ops = r.operations.map((o) => ({ operation: o.operation, count: o.samplesMs.length }));
-    const wire = operationWireTimes(session, ops);
-    if (wire === null) return;
-    matched += 1;
-    const reported = r.operations.flatMap((o) =>
-      o.operation === "login" || o.operation === "integrity"
-        ? []
-        : o.samplesMs.map((ms) => ({ op: o.operation, ms })),
-    );
-    reported.forEach((rep, k) => {
-      const w = wire[k]!;
-      const e = errors.get(rep.op) ?? { reported: [], wire: [], diff: [] };
-      e.reported.push(rep.ms);
-      e.wire.push(w.wireMs);
-      e.diff.push(rep.ms - w.wireMs);
-      errors.set(rep.op, e);
-    });
-  });
-  console.log(
-    `\n## (b) reported latency vs the same operation on the wire (${matched}/${results.length} runs matched)`,
-  );
-  console.log("wire = first SMB2 request sent -> last SMB2 response sent, from tcpdump on lo (the baseline)");
-  console.log("op       median reported  median wire  ratio   error median  error p95  error max");
-  for (const [op, e] of errors) {
-    const absMax = Math.max(...e.diff.map(Math.abs));
-    console.log(
-      `${op.padEnd(8)} ${f(median(e.reported)!, 3).padStart(12)} ms ${f(median(e.wire)!, 3).padStart(9)} ms ` +
-        `${f(median(e.reported)! / median(e.wire)!).padStart(6)}  ${f(median(e.diff)!, 3).padStart(9)} ms ` +
-        `${f(percentile(e.diff, 95)!, 3).padStart(7)} ms ${f(absMax, 3).padStart(7)} ms`,
-    );
-  }
-  console.log("goal: error <= 1 ms");
-}
-
-function makeBasedirs(samba: SambaServer, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const d = join(samba.sharePaths.writable, `t${i}`);
-    mkdirSync(d, { recursive: true });
-    chmodSync(d, 0o777);
-  }
-}
-
-async function startCapture(port: number, file: string): Promise<ChildProcess> {
-  // -Z root: write the file as root (tcpdump would drop to its own user and fail on a root-owned temp dir).
-  const child = spawn("tcpdump", ["-i", "lo", "-w", file, "-Z", "root", `tcp port ${port}`], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("tcpdump did not start")), 10_000);
-    child.stderr.on("data", (d: Buffer) => {
-      if (d.toString().includes("listening on")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`tcpdump exited (${code})`)));
-  });
-  return child;
-}
-
-async function stopCapture(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once("exit", r));
-  // Let the last packets reach the file before asking tcpdump to stop.
-  await new Promise((r) => setTimeout(r, 300));
-  child.kill("SIGINT");
-  await exited;
-}
-
-function machine(): string {
-  const model = cpus()[0]?.model ?? "unknown CPU";
-  return `${cpus().length} CPUs (${model}), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, node ${process.version}`;
 }
 
 process.exitCode = await main();

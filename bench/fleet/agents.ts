@@ -35,6 +35,8 @@ export interface AgentsReport {
   type: "done";
   agents: number;
   produced: number;
+  /** Per agent, the last seq its buffer handed out: it produced seqs 1..n, nothing before "start". */
+  producedByAgent: Record<string, number>;
   acked: number;
   /** Sum of backlogs the moment production stopped, and the most seen at any 1 s sample while producing. */
   backlogAtStop: number;
@@ -64,6 +66,7 @@ const config = JSON.parse(readFileSync(configFile, "utf8")) as AgentsConfig;
 const send = (o: object): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
 
 interface Sim {
+  agent: string;
   buffer: ResultBuffer;
   shipper: Shipper;
   /** seq → when it was accepted (performance.now()). */
@@ -83,7 +86,13 @@ for (const [i, a] of config.agents.entries()) {
     await new Promise((r) => setTimeout(r, 100));
   }
   const buffer = openBuffer(":memory:", LIMITS);
-  const sim: Sim = { buffer, shipper: undefined as unknown as Shipper, acceptedAt: new Map(), acked: 0 };
+  const sim: Sim = {
+    agent: a.agent,
+    buffer,
+    shipper: undefined as unknown as Shipper,
+    acceptedAt: new Map(),
+    acked: 0,
+  };
   sim.shipper = startShipper(
     {
       buffer,
@@ -181,6 +190,7 @@ const report: AgentsReport = {
   type: "done",
   agents: sims.length,
   produced,
+  producedByAgent: Object.fromEntries(sims.map((s) => [s.agent, s.buffer.lastSeq()])),
   acked: statuses.reduce((n, s) => n + s.ackedResults, 0),
   backlogAtStop,
   maxBacklog,

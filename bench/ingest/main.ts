@@ -14,9 +14,12 @@
 // ratio of two figures measured a minute apart can swing either way. So
 // ROUNDS rounds each measure both, back to back, in alternating order; each
 // round's ratio is printed and the median is the result (goal ≥ 0.5).
-// Bounded: RESULTS per agent, and every phase has a deadline.
+// Bounded: RESULTS per agent, and every phase has a deadline. Parameters are
+// BENCH_AGENTS, BENCH_BATCH, BENCH_WINDOW, BENCH_RESULTS and BENCH_ROUNDS
+// (defaults below); a short run (e.g. BENCH_RESULTS=5000 BENCH_ROUNDS=1)
+// checks the script and is labelled a validation run.
 import { mkdtempSync, rmSync } from "node:fs";
-import { cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeDatabase, connectDatabase } from "../../aggregator/db/connect.ts";
 import { migrate } from "../../aggregator/db/migrate.ts";
@@ -28,13 +31,28 @@ import { startPostgres, type RunningPostgres } from "../../test/harness/postgres
 import { copyCeiling } from "./copy-ceiling.ts";
 import { endToEnd, type EndToEndResult } from "./end-to-end.ts";
 import { postmasterPid, treeCpuSeconds } from "./process-cpu.ts";
+import { startRun } from "../shared/run-info.ts";
+import { Verdicts } from "../shared/verdict.ts";
 
-const env = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
-const AGENTS = env("BENCH_AGENTS", 4);
-const BATCH = env("BENCH_BATCH", 500);
-const WINDOW = env("BENCH_WINDOW", 8); // the agent sender's default (agent/pusher/options.ts)
-const RESULTS = env("BENCH_RESULTS", 100_000); // per agent
-const ROUNDS = env("BENCH_ROUNDS", 3);
+// Parameters (environment; any value off its default makes a validation run, not a result).
+const DEFAULTS = {
+  BENCH_AGENTS: 4,
+  BENCH_BATCH: 500,
+  BENCH_WINDOW: 8, // the agent sender's default (agent/pusher/options.ts)
+  BENCH_RESULTS: 100_000, // per agent
+  BENCH_ROUNDS: 3,
+} as const;
+const env = (name: keyof typeof DEFAULTS): number => {
+  const v = Number(process.env[name] ?? DEFAULTS[name]);
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${name}: a positive integer, not ${process.env[name]}`);
+  return v;
+};
+const AGENTS = env("BENCH_AGENTS");
+const BATCH = env("BENCH_BATCH");
+const WINDOW = env("BENCH_WINDOW");
+const RESULTS = env("BENCH_RESULTS");
+const ROUNDS = env("BENCH_ROUNDS");
+const GOAL_RATIO = 0.5;
 const TARGETS = 10;
 const DEADLINE_MS = 180_000;
 const TOTAL = AGENTS * RESULTS;
@@ -106,13 +124,18 @@ function printCeiling(c: Ceiling): void {
   );
 }
 
+const run = startRun(
+  "bench:ingest",
+  ["postgres"],
+  (Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]).map((name) => ({
+    name,
+    value: env(name),
+    default: DEFAULTS[name],
+  })),
+);
 const dir = mkdtempSync(join(tmpdir(), "smbfleet-bench-ingest-"));
 const pg = await startPostgres({ fsync: true });
 const pgPid = postmasterPid(join(pg.dir, "data"));
-console.log(
-  `machine: ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, ` +
-    `node ${process.version}, load average ${load()}`,
-);
 console.log(
   `PostgreSQL 15, fsync on; ${AGENTS} agents × ${RESULTS} results, batches of ${BATCH}, window ${WINDOW}; ` +
     `${ROUNDS} rounds`,
@@ -174,10 +197,20 @@ try {
   }
   console.log(
     `result: end-to-end ${fmt(median(rates))} results/s, ceiling ${fmt(median(ceilings))} rows/s (medians); ` +
-      `ratio per round ${ratios.map((r) => r.toFixed(2)).join(", ")}; median ${median(ratios).toFixed(2)} (goal ≥ 0.5); ` +
-      `load average now ${load()}`,
+      `ratio per round ${ratios.map((r) => r.toFixed(2)).join(", ")}; median ${median(ratios).toFixed(2)} (goal ≥ ${GOAL_RATIO})`,
   );
+  const verdicts = new Verdicts();
+  verdicts.add({
+    figure: `end-to-end ingest, median of ${ROUNDS} rounds`,
+    value: `${fmt(median(rates))} results/s`,
+    baseline: `raw COPY ${fmt(median(ceilings))} rows/s`,
+    ratio: `${median(ratios).toFixed(2)} (rounds ${ratios.map((r) => r.toFixed(2)).join(", ")})`,
+    goal: `ratio ≥ ${GOAL_RATIO}`,
+    holds: median(ratios) >= GOAL_RATIO,
+  });
+  verdicts.print();
 } finally {
   await pg.stop();
   rmSync(dir, { recursive: true, force: true });
+  run.end();
 }

@@ -1,7 +1,8 @@
-// What bench/fleet reads from /proc: CPU time and RSS of a process (or of a
-// process tree, for PostgreSQL's postmaster and its backends), and how many
-// TCP connections are established to a local port (to prove that every
-// simulated agent has a connection of its own).
+// What the benchmarks read from /proc: CPU time and RSS of a process (or of a
+// process tree, for PostgreSQL's postmaster and its backends), its peak RSS
+// as the kernel kept it, the CPU of the children it reaped, and how many TCP
+// connections are established to a local port (bench/fleet: every simulated
+// agent has a connection of its own; bench/drain: the agent reconnected).
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { descendants } from "../../test/harness/ports.ts";
@@ -25,11 +26,28 @@ export function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
 }
 
+/** CPU of the children pid has reaped so far (cutime + cstime), ms: e.g. the agent's exited smbclients. */
+export function reapedChildrenCpuMs(pid: number): number {
+  const stat = read(`/proc/${pid}/stat`);
+  if (stat === null) return 0;
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / TICKS_PER_SECOND;
+}
+
+function statusKb(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const status = read(`/proc/${pid}/status`);
+  const m = status === null ? null : new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status);
+  return m ? Number(m[1]) : 0;
+}
+
 /** Resident set size of pid now, bytes (0 when it is gone). */
 export function rssBytes(pid: number): number {
-  const status = read(`/proc/${pid}/status`);
-  const m = status?.match(/^VmRSS:\s+(\d+) kB/m);
-  return m ? Number(m[1]) * 1024 : 0;
+  return statusKb(pid, "VmRSS") * 1024;
+}
+
+/** Peak resident set size of pid since it started (VmHWM, kept by the kernel), bytes (0 when it is gone). */
+export function peakRssBytes(pid: number): number {
+  return statusKb(pid, "VmHWM") * 1024;
 }
 
 /** CPU ms of pid and each live descendant, by pid: diff two of these with treeCpuDelta. */
