@@ -38,6 +38,8 @@ describe("AggregatorMetrics", () => {
     m.batchSize.observe(2);
     m.rejects.inc({ code: "INVALID_ARGUMENT" });
     m.streamsRefused.inc({ code: "PERMISSION_DENIED" });
+    m.limited.inc({ limit: "max_streams_per_agent" });
+    m.logLinesSuppressed.inc(3);
     const text = await m.registry.metrics();
     if (process.env["UPDATE_GOLDEN"] === "1") writeFileSync(GOLDEN, text);
     expect(text).toBe(readFileSync(GOLDEN, "utf8"));

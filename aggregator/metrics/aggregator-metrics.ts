@@ -132,6 +132,18 @@ export class AggregatorMetrics {
     registers: [this.registry],
   });
 
+  readonly limited = new Counter({
+    name: "smbfleet_ingest_limited_total",
+    help: "Refusals by an agent limit, by its [limits] key: streams, Hello deadline, message rates, targets",
+    labelNames: ["limit"],
+    registers: [this.registry],
+  });
+  readonly logLinesSuppressed = new Counter({
+    name: "smbfleet_log_lines_suppressed_total",
+    help: "Warnings about an agent's bad input left out of the log by its per-agent budget",
+    registers: [this.registry],
+  });
+
   readonly #targets = new Map<string, TargetSeries>();
 
   constructor(opts: { processMetrics?: boolean } = {}) {
