@@ -160,8 +160,12 @@ export async function runAggregator(
     });
     // Today's partitions before the first batch.
     await maintenance.runOnce();
-    const metrics = new AggregatorMetrics();
     const l = config.limits;
+    const metrics = new AggregatorMetrics({
+      staleAfterMs: l.metricsStaleAfterSeconds * 1000,
+      maxRenderBytes: l.maxMetricsBytes,
+      maxRenderBytesPerAgent: l.maxMetricsBytesPerAgent,
+    });
     grpc = await startIngestServer({
       listen: config.server.grpcListen,
       credentials,
@@ -208,6 +212,7 @@ export async function runAggregator(
     http = await startHttpServer({
       listen: config.server.httpListen,
       registry: metrics.registry,
+      render: () => metrics.render(),
       logger,
       readiness: [
         {

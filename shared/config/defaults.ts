@@ -188,8 +188,9 @@ export const LIMITS_DEFAULTS = {
   batchesPerSecond: 100,
   /**
    * Distinct targets one agent may report in this process's lifetime; each
-   * costs a targets row and ~110-230 metric series. Sites have tens; 1,000
-   * covers the largest while bounding what one agent can add.
+   * costs a targets row and 126 metric series (smbprobe's five operations;
+   * 226 with all nine). Sites have tens; 1,000 covers the largest while
+   * bounding what one agent can add.
    */
   maxTargetsPerAgent: 1000,
   /**
@@ -203,15 +204,16 @@ export const LIMITS_DEFAULTS = {
   /**
    * Most bytes of target series one /metrics render carries; the rest is left
    * out and counted. Half of V8's longest string (2^29 − 24 units), so the
-   * body and prom-client's per-metric strings fit; 1,000 agents of 10
-   * targets render ~160 MB.
+   * body and prom-client's per-metric strings fit; a target with smbprobe's
+   * five operations renders ~18.8 KB, so 1,000 agents of 10 targets ~190 MB.
    */
   maxMetricsBytes: 256 * MiB,
   /**
-   * Most bytes of one agent's target series in a render: 1,000 targets with
-   * smbprobe's five operations render ~16 MB with ordinary names.
+   * Most bytes of one agent's target series in a render: 1,000 ordinary
+   * targets render ~19 MB. A target with every name at its limit renders
+   * ~227 KB, so an agent abusing them shows ~150 targets, not 1,000.
    */
-  maxMetricsBytesPerAgent: 16 * MiB,
+  maxMetricsBytesPerAgent: 32 * MiB,
   /** Warnings about one agent's bad input per minute; the rest are counted and summarised. */
   logLinesPerMinute: 20,
 } as const;

@@ -24,7 +24,7 @@ import { loadTlsFiles } from "../../shared/tls/files.ts";
 import { initCa, issueAgent, issueServer } from "../../shared/tls/pki.ts";
 import { closeDatabase, connectDatabase, type Db } from "../../aggregator/db/connect.ts";
 import { migrate } from "../../aggregator/db/migrate.ts";
-import { AggregatorMetrics } from "../../aggregator/metrics/aggregator-metrics.ts";
+import { AggregatorMetrics, type MetricsOptions } from "../../aggregator/metrics/aggregator-metrics.ts";
 import { metricsObserver } from "../../aggregator/metrics/ingest-observer.ts";
 import type { IngestSettings } from "../../aggregator/ingest/stream/agent-stream.ts";
 import { AgentRateLimits } from "../../aggregator/ingest/stream/rate-limit.ts";
@@ -58,6 +58,8 @@ export interface FixtureOptions {
   logger?: Logger;
   /** The clock of the agent quotas' buckets (tests hold it still, or move it by hand). */
   quotaClock?: () => number;
+  /** Staleness and render budget of the metrics; the defaults otherwise. */
+  metrics?: Omit<MetricsOptions, "processMetrics">;
 }
 
 export interface IngestFixture {
@@ -97,7 +99,7 @@ export async function startIngestOn(url: string, opts: FixtureOptions = {}): Pro
   const sql = connectDatabase({ url: new Secret(url), poolSize: 4 });
   const batchSql = connectDatabase({ url: new Secret(url), poolSize: BATCH_CONNECTIONS });
   await migrate(sql);
-  const metrics = new AggregatorMetrics({ processMetrics: false });
+  const metrics = new AggregatorMetrics({ ...opts.metrics, processMetrics: false });
   const tls = opts.tls === true;
   const settings: IngestSettings = { ...DEFAULT_TEST_SETTINGS, insecure: !tls, ...opts.settings };
   let pkiDir: string | null = null;
