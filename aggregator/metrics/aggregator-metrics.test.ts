@@ -39,6 +39,7 @@ describe("AggregatorMetrics", () => {
     m.rejects.inc({ code: "INVALID_ARGUMENT" });
     m.streamsRefused.inc({ code: "PERMISSION_DENIED" });
     m.limited.inc({ limit: "max_streams_per_agent" });
+    m.helloTargetsIgnored.inc({ reason: "invalid" });
     m.logLinesSuppressed.inc(3);
     const text = await m.registry.metrics();
     if (process.env["UPDATE_GOLDEN"] === "1") writeFileSync(GOLDEN, text);

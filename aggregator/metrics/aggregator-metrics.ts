@@ -168,6 +168,12 @@ export class AggregatorMetrics {
     labelNames: ["limit"],
     registers: [this.registry],
   });
+  readonly helloTargetsIgnored = new Counter({
+    name: "smbfleet_ingest_hello_targets_ignored_total",
+    help: "Targets listed in Hello and ignored: invalid, or over the agent's max_targets_per_agent or new_targets_per_minute",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
   readonly logLinesSuppressed = new Counter({
     name: "smbfleet_log_lines_suppressed_total",
     help: "Warnings about an agent's bad input left out of the log by its per-agent budget",

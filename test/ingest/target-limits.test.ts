@@ -91,6 +91,8 @@ describe("an agent that declares 10,000 distinct targets", () => {
     const targets = Array.from({ length: 10_000 }, (_, t) => wireResult(t, now).target);
     const evil = await connect("evil-01", "evil", targets);
     expect(await one(fx.sql`SELECT count(*)::int AS n FROM targets WHERE site = 'evil'`)).toBe(MAX_TARGETS);
+    const ignored = (await fx.metrics.helloTargetsIgnored.get()).values;
+    expect(ignored.find((v) => v.labels["reason"] === "max_targets_per_agent")?.value).toBe(9_900);
 
     const berlin = await connect("berlin-01", "berlin");
     let berlinSeq = 1n;
@@ -144,8 +146,10 @@ describe("an agent that sends fields far over their limits", () => {
     const now = Date.now() - 5_000;
     const huge = "a".repeat(100_000);
     const evil = await connect("evil-02", "evil2", [{ ...wireResult(0).target, address: huge }]);
-    // The oversized Hello target was ignored: no row, no series.
+    // The oversized Hello target was ignored: no row, no series; counted.
     expect(await one(fx.sql`SELECT count(*)::int AS n FROM targets WHERE site = 'evil2'`)).toBe(0);
+    const ignored = (await fx.metrics.helloTargetsIgnored.get()).values;
+    expect(ignored.find((v) => v.labels["reason"] === "invalid")?.value).toBe(1);
 
     const results = [
       wireResult(0, now, { target: { ...wireResult(0).target, address: huge } }),

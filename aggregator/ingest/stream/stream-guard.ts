@@ -69,9 +69,15 @@ export class StreamGuard {
    * are ignored, counted and (within the agent's log budget) named.
    */
   helloTargets(hello: Hello, id: Identity, log: Logger): ValidTarget[] {
-    const { announced, overCap, overRate } = helloTargets(hello, id, this.quotas.targets, (reason) =>
-      this.warn(log, { reason }, "Hello lists an unusable target; ignored"),
-    );
+    let invalid = 0;
+    const { announced, overCap, overRate } = helloTargets(hello, id, this.quotas.targets, (reason) => {
+      invalid++;
+      this.warn(log, { reason }, "Hello lists an unusable target; ignored");
+    });
+    const ignored = this.#metrics.helloTargetsIgnored;
+    if (invalid > 0) ignored.inc({ reason: "invalid" }, invalid);
+    if (overCap > 0) ignored.inc({ reason: "max_targets_per_agent" }, overCap);
+    if (overRate > 0) ignored.inc({ reason: "new_targets_per_minute" }, overRate);
     if (overCap + overRate > 0) {
       this.limited("max_targets_per_agent", overCap);
       this.limited("new_targets_per_minute", overRate);
