@@ -33,10 +33,9 @@ import { BatchReader } from "../decode/batch-reader.ts";
 import { CopyWriter } from "../store/copy-rows.ts";
 import type { AgentRateLimits } from "./rate-limit.ts";
 import { ack, reject, statusError, statusName, welcome, type StatusCode } from "./replies.ts";
-import type { IngestMessage, RawBatch } from "../decode/raw-batch.ts";
+import type { Deferred, IngestMessage, RawBatch } from "../decode/raw-batch.ts";
 import type { TargetCache } from "../store/targets.ts";
 import { StreamGuard } from "./stream-guard.ts";
-import type { Deferred } from "../decode/raw-batch.ts";
 import type { AgentQuotas } from "./quotas.ts";
 
 export interface IngestSettings {
