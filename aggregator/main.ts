@@ -20,6 +20,7 @@ import { closeDatabase, connectDatabase, MAINTENANCE_STATEMENT_TIMEOUT_MS, type 
 import { maintenanceIntervalFromEnv, startMaintenance, type Maintenance } from "./db/maintenance.ts";
 import { migrate, schemaStatus } from "./db/migrate.ts";
 import { closeTxPool, createTxPool } from "./db/tx-pool.ts";
+import { AgentQuotas } from "./ingest/stream/quotas.ts";
 import { AgentRateLimits } from "./ingest/stream/rate-limit.ts";
 import { startIngestServer, type RunningIngestServer } from "./ingest/stream/server.ts";
 import { TargetCache } from "./ingest/store/targets.ts";
@@ -153,11 +154,22 @@ export async function runAggregator(
     });
     // Today's partitions before the first batch.
     await maintenance.runOnce();
-    const metrics = new AggregatorMetrics();
+    const l = config.limits;
+    const metrics = new AggregatorMetrics({
+      staleAfterMs: l.metricsStaleAfterSeconds * 1000,
+      maxRenderBytes: l.maxMetricsBytes,
+      maxRenderBytesPerAgent: l.maxMetricsBytesPerAgent,
+    });
     grpc = await startIngestServer({
       listen: config.server.grpcListen,
       credentials,
       maxMessageBytes: config.server.maxMessageBytes,
+      connections: {
+        maxStreamsPerConnection: l.maxStreamsPerConnection,
+        idleMs: l.connectionIdleSeconds * 1000,
+        maxAgeMs: l.maxConnectionAgeSeconds * 1000,
+        ageGraceMs: l.connectionAgeGraceSeconds * 1000,
+      },
       deps: {
         sql,
         batches: new BatchPool(batchSql, config.database.poolSize),
@@ -167,6 +179,19 @@ export async function runAggregator(
         observers: [metricsObserver(metrics)],
         logger,
         limits: new AgentRateLimits(config.ingest.maxResultsPerSecondPerAgent),
+        quotas: new AgentQuotas(
+          {
+            maxStreamsPerAgent: l.maxStreamsPerAgent,
+            helloTimeoutMs: l.helloTimeoutSeconds * 1000,
+            hellosPerMinute: l.hellosPerMinute,
+            heartbeatsPerMinute: l.heartbeatsPerMinute,
+            batchesPerSecond: l.batchesPerSecond,
+            maxTargetsPerAgent: l.maxTargetsPerAgent,
+            newTargetsPerMinute: l.newTargetsPerMinute,
+            logLinesPerMinute: l.logLinesPerMinute,
+          },
+          { onLogSuppressed: () => metrics.logLinesSuppressed.inc() },
+        ),
         serverVersion: VERSION,
         settings: {
           insecure: config.server.insecure,
@@ -181,6 +206,7 @@ export async function runAggregator(
     http = await startHttpServer({
       listen: config.server.httpListen,
       registry: metrics.registry,
+      render: () => metrics.render(),
       logger,
       readiness: [
         {

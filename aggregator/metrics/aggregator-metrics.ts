@@ -2,10 +2,17 @@
 // and `agent` labels (so dashboards built on smbprobe keep working and
 // Prometheus federation can select by site), plus fleet and ingest metrics.
 // Names and labels are pinned by aggregator/metrics/aggregator-metrics.test.ts.
+//
+// One agent must not be able to break /metrics for every site: a target's
+// series are removed once it has not reported for staleAfterMs, and a render
+// carries at most a byte budget of target series, in all and per agent
+// (render-budget.ts); what is left out is counted, never a 500.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 // The agent's own buckets, so a site-local Prometheus scraping an agent and
 // HQ's scraping the aggregator see the same histogram shape.
 import { LATENCY_BUCKETS_SECONDS } from "../../shared/metrics/latency-buckets.ts";
+import { LIMITS_DEFAULTS } from "../../shared/config/defaults.ts";
+import { RenderBudget } from "./render-budget.ts";
 import {
   CounterFamily,
   GaugeFamily,
@@ -36,20 +43,40 @@ export interface ResultForMetrics {
 }
 
 interface TargetSeries {
+  /** Its target labels with site and agent: what its series are removed by. */
+  labels: Record<(typeof TARGET_LABELS)[number], string>;
+  /** When a result of it was last recorded (options.now), for staleness. */
+  lastSeenMs: number;
   state: GaugeSeries;
   /** startedAt of the result the state gauge shows, so an older (replayed) result does not overwrite it. */
   stateAtMs: number;
   ops: Map<string, { latency: HistogramSeries; failed: CounterSeries; above: CounterSeries }>;
 }
 
+export interface MetricsOptions {
+  /** Node's process metrics (off in tests). */
+  processMetrics?: boolean;
+  /** A target's series are removed after this long without a result ([limits] metrics_stale_after). */
+  staleAfterMs?: number;
+  /** Bytes of target series one render carries, in all and per agent ([limits] max_metrics_bytes*). */
+  maxRenderBytes?: number;
+  maxRenderBytesPerAgent?: number;
+  now?: () => number;
+}
+
 export class AggregatorMetrics {
   readonly registry = new Registry();
+  readonly #budget = new RenderBudget(
+    LIMITS_DEFAULTS.maxMetricsBytes,
+    LIMITS_DEFAULTS.maxMetricsBytesPerAgent,
+  );
 
   readonly #serviceState = new GaugeFamily({
     name: "smb_service_state",
     help: "1 when the target's last run was unhealthy (smbprobe's meaning), 0 when healthy",
     labelNames: TARGET_LABELS,
     registry: this.registry,
+    budget: this.#budget,
   });
   readonly #latency = new HistogramFamily({
     name: "smb_operation_latency_seconds",
@@ -57,18 +84,21 @@ export class AggregatorMetrics {
     labelNames: OPERATION_LABELS,
     buckets: LATENCY_BUCKETS_SECONDS,
     registry: this.registry,
+    budget: this.#budget,
   });
   readonly #aboveThreshold = new CounterFamily({
     name: "smb_latency_above_threshold_total",
     help: "Runs in which the operation's median latency was above its threshold",
     labelNames: OPERATION_LABELS,
     registry: this.registry,
+    budget: this.#budget,
   });
   readonly #failed = new CounterFamily({
     name: "smb_operation_failed_total",
     help: "Failed SMB operation attempts",
     labelNames: OPERATION_LABELS,
     registry: this.registry,
+    budget: this.#budget,
   });
 
   readonly agentsConnected = new Gauge({
@@ -132,16 +162,97 @@ export class AggregatorMetrics {
     registers: [this.registry],
   });
 
-  readonly #targets = new Map<string, TargetSeries>();
+  readonly limited = new Counter({
+    name: "smbfleet_ingest_limited_total",
+    help: "Refusals by an agent limit, by its [limits] key: streams, Hello deadline, message rates, targets",
+    labelNames: ["limit"],
+    registers: [this.registry],
+  });
+  readonly helloTargetsIgnored = new Counter({
+    name: "smbfleet_ingest_hello_targets_ignored_total",
+    help: "Targets listed in Hello and ignored: invalid, or over the agent's max_targets_per_agent or new_targets_per_minute",
+    labelNames: ["reason"],
+    registers: [this.registry],
+  });
+  readonly logLinesSuppressed = new Counter({
+    name: "smbfleet_log_lines_suppressed_total",
+    help: "Warnings about an agent's bad input left out of the log by its per-agent budget",
+    registers: [this.registry],
+  });
 
-  constructor(opts: { processMetrics?: boolean } = {}) {
+  /** Registered after the target families, so that its collect() sees this render's budget. */
+  readonly omittedSeries = new Gauge({
+    name: "smbfleet_metrics_omitted_series",
+    help: "Target series left out of this /metrics render by its byte budget, by the agent they belong to",
+    labelNames: ["site", "agent"],
+    registers: [this.registry],
+    collect: () => this.#reportOmitted(),
+  });
+  readonly staleTargetsRemoved = new Counter({
+    name: "smbfleet_metrics_stale_targets_removed_total",
+    help: "Targets whose series were removed after metrics_stale_after without a result",
+    registers: [this.registry],
+  });
+
+  readonly #targets = new Map<string, TargetSeries>();
+  readonly #staleAfterMs: number;
+  readonly #now: () => number;
+
+  constructor(opts: MetricsOptions = {}) {
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    this.#staleAfterMs = opts.staleAfterMs ?? LIMITS_DEFAULTS.metricsStaleAfterSeconds * 1000;
+    this.#now = opts.now ?? Date.now;
+    this.#budget.setLimits(
+      opts.maxRenderBytes ?? LIMITS_DEFAULTS.maxMetricsBytes,
+      opts.maxRenderBytesPerAgent ?? LIMITS_DEFAULTS.maxMetricsBytesPerAgent,
+    );
+  }
+
+  /**
+   * /metrics: stale targets removed, then one render within the byte budget.
+   * (registry.metrics() alone renders everything: tests and the golden file.)
+   */
+  render(): Promise<string> {
+    this.sweep();
+    this.#budget.begin();
+    try {
+      return this.registry.metrics();
+    } finally {
+      // The render's get() calls all ran inside registry.metrics() before it returned (render-budget.ts).
+      this.#budget.end();
+    }
+  }
+
+  /** Removes the series of targets without a result for staleAfterMs. */
+  sweep(nowMs = this.#now()): void {
+    for (const [key, t] of this.#targets) {
+      if (nowMs - t.lastSeenMs <= this.#staleAfterMs) continue;
+      this.#serviceState.remove(t.labels);
+      for (const operation of t.ops.keys()) {
+        const labels = { ...t.labels, operation };
+        this.#latency.remove(labels);
+        this.#failed.remove(labels);
+        this.#aboveThreshold.remove(labels);
+      }
+      this.#targets.delete(key);
+      this.staleTargetsRemoved.inc();
+    }
+  }
+
+  #reportOmitted(): void {
+    this.omittedSeries.reset();
+    for (const [owner, n] of this.#budget.omitted) {
+      const [site = "", agent = ""] = owner.split("/");
+      this.omittedSeries.set({ site, agent }, n);
+    }
   }
 
   /** Folds newly stored results (never duplicates) into smbprobe's four metrics. */
   recordResults(site: string, agent: string, results: readonly ResultForMetrics[]): void {
+    const nowMs = this.#now();
     for (const r of results) {
       const t = this.#target(site, agent, r);
+      t.lastSeenMs = nowMs;
       if (r.startedAtMs >= t.stateAtMs) {
         t.state.value = r.healthy ? 0 : 1;
         t.stateAtMs = r.startedAtMs;
@@ -160,8 +271,11 @@ export class AggregatorMetrics {
     const key = `${agent}\u0000${r.targetId}`;
     let t = this.#targets.get(key);
     if (t === undefined) {
+      const labels = { ...this.#targetLabels(r), site, agent };
       t = {
-        state: this.#serviceState.with({ ...this.#targetLabels(r), site, agent }),
+        labels,
+        lastSeenMs: 0,
+        state: this.#serviceState.with(labels),
         stateAtMs: -Infinity,
         ops: new Map(),
       };

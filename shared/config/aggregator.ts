@@ -1,8 +1,8 @@
-// aggregator.toml: listeners, TLS, PostgreSQL, Redis, ingest limits,
-// retention, disabled agents, incident thresholds.
+// aggregator.toml: listeners, TLS, PostgreSQL, Redis, ingest limits, what
+// one agent may cost ([limits]), retention, disabled agents, incident thresholds.
 import { resolve } from "node:path";
 import { Secret } from "../secret.ts";
-import { AGGREGATOR_DEFAULTS, DATABASE_URL_ENV, REDIS_URL_ENV } from "./defaults.ts";
+import { AGGREGATOR_DEFAULTS, DATABASE_URL_ENV, LIMITS_DEFAULTS, REDIS_URL_ENV } from "./defaults.ts";
 import { buildFrom, configOrThrow, loadWith, type BuildContext, type LoadResult } from "./load.ts";
 import type { ProblemSink } from "./problems.ts";
 import { TableReader } from "./reader.ts";
@@ -52,6 +52,7 @@ function buildAggregatorConfig(source: TomlSource, ctx: BuildContext): Aggregato
       clockSkewWarnSeconds: d.clockSkewWarnSeconds,
       lateAfterSeconds: d.lateAfterSeconds,
     },
+    limits: { ...LIMITS_DEFAULTS },
     retention: { rawDays: d.rawRetentionDays, rollupDays: d.rollupRetentionDays },
     agents: { disabled: [] },
     incidents: { consecutiveFailures: d.consecutiveFailures },
@@ -96,6 +97,12 @@ function buildAggregatorConfig(source: TomlSource, ctx: BuildContext): Aggregato
     ingest.finish();
   }
 
+  const limits = root.table("limits");
+  if (limits !== undefined) {
+    readLimits(limits, config.limits);
+    limits.finish();
+  }
+
   const retention = root.table("retention");
   if (retention !== undefined) {
     const r = config.retention;
@@ -128,4 +135,36 @@ function buildAggregatorConfig(source: TomlSource, ctx: BuildContext): Aggregato
   }
   root.finish();
   return config;
+}
+
+/** V8's longest string is 2^29 − 24 UTF-16 units: a /metrics render budget above it could never be met. */
+const MAX_RENDER_BYTES = 2 ** 29 - 24;
+
+/** [limits]: each key overrides its LIMITS_DEFAULTS value. */
+function readLimits(t: TableReader, l: AggregatorConfig["limits"]): void {
+  l.maxStreamsPerAgent = t.integer("max_streams_per_agent", { min: 1, max: 100 }) ?? l.maxStreamsPerAgent;
+  l.maxStreamsPerConnection =
+    t.integer("max_streams_per_connection", { min: 1, max: 1000 }) ?? l.maxStreamsPerConnection;
+  l.helloTimeoutSeconds = t.number("hello_timeout", { above: 0, max: 300 }) ?? l.helloTimeoutSeconds;
+  l.connectionIdleSeconds = t.number("connection_idle", { above: 0 }) ?? l.connectionIdleSeconds;
+  l.maxConnectionAgeSeconds = t.number("max_connection_age", { above: 0 }) ?? l.maxConnectionAgeSeconds;
+  l.connectionAgeGraceSeconds = t.number("connection_age_grace", { min: 0 }) ?? l.connectionAgeGraceSeconds;
+  l.hellosPerMinute = t.number("hellos_per_minute", { above: 0 }) ?? l.hellosPerMinute;
+  l.heartbeatsPerMinute = t.number("heartbeats_per_minute", { above: 0 }) ?? l.heartbeatsPerMinute;
+  l.batchesPerSecond = t.number("batches_per_second", { above: 0 }) ?? l.batchesPerSecond;
+  l.maxTargetsPerAgent = t.integer("max_targets_per_agent", { min: 1 }) ?? l.maxTargetsPerAgent;
+  l.newTargetsPerMinute = t.integer("new_targets_per_minute", { min: 1 }) ?? l.newTargetsPerMinute;
+  l.metricsStaleAfterSeconds = t.number("metrics_stale_after", { above: 0 }) ?? l.metricsStaleAfterSeconds;
+  l.maxMetricsBytes =
+    t.integer("max_metrics_bytes", { min: 65536, max: MAX_RENDER_BYTES }) ?? l.maxMetricsBytes;
+  l.maxMetricsBytesPerAgent =
+    t.integer("max_metrics_bytes_per_agent", { min: 4096, max: MAX_RENDER_BYTES }) ??
+    l.maxMetricsBytesPerAgent;
+  l.logLinesPerMinute = t.integer("log_lines_per_minute", { min: 1 }) ?? l.logLinesPerMinute;
+  if (l.maxMetricsBytesPerAgent > l.maxMetricsBytes) {
+    t.warn(
+      "max_metrics_bytes_per_agent",
+      `${l.maxMetricsBytesPerAgent} is more than max_metrics_bytes (${l.maxMetricsBytes}): one agent may fill the whole render`,
+    );
+  }
 }

@@ -138,6 +138,86 @@ export const AGGREGATOR_DEFAULTS = {
   consecutiveFailures: 3,
 } as const;
 
+/**
+ * [limits]: what one agent may cost the aggregator, so that a compromised
+ * site cannot disturb HQ (docs in config/aggregator.toml). Each value is
+ * what a well-behaved agent never reaches, by the reason given.
+ */
+export const LIMITS_DEFAULTS = {
+  /**
+   * An agent holds one stream; a reconnect may overlap its old stream until
+   * keepalive notices the old one is dead (30 s + 10 s). A third is refused.
+   */
+  maxStreamsPerAgent: 2,
+  /**
+   * HTTP/2 streams one connection may have open (grpc.max_concurrent_streams).
+   * An agent uses one per connection; 4 leaves room for a stream being torn
+   * down beside its replacement, and bounds what one connection makes the
+   * server hold before any handler has judged it.
+   */
+  maxStreamsPerConnection: 4,
+  /** The agent sends Hello at once; Welcome is expected within 10 s (agent/pusher/options.ts). */
+  helloTimeoutSeconds: 10,
+  /**
+   * A connection without a stream is closed after this (grpc.max_connection_idle_ms).
+   * Longer than the agent's longest reconnect backoff (30 s), so a reconnecting
+   * agent keeps its connection; connections left open without streams go.
+   */
+  connectionIdleSeconds: 120,
+  /**
+   * Connections are recycled after about this long, ±10 % (grpc.max_connection_age_ms):
+   * an agent revoked or disabled in the config is held at most this long, and
+   * agents spread over replicas added since. One reconnect per agent per hour
+   * is ~0.3 Hello/s for 1,000 agents; nothing unacked is lost (it is resent).
+   */
+  maxConnectionAgeSeconds: 3600,
+  /** After the age's GOAWAY, in-flight batches get this long to be acked before the connection is cut. */
+  connectionAgeGraceSeconds: 30,
+  /**
+   * Each Hello costs a few statements on the 4-connection bookkeeping pool.
+   * An agent reconnecting with its backoff (0.5 s doubling to 30 s) sends 6 in
+   * its first 30 s, then 2 a minute.
+   */
+  hellosPerMinute: 6,
+  /** Agents beat every 15 s (4 a minute); each beat is one UPDATE on the bookkeeping pool. */
+  heartbeatsPerMinute: 12,
+  /**
+   * Each batch costs a transaction. The agent sends up to 500 results per
+   * batch, so max_results_per_second_per_agent (50,000) is 100 batches/s.
+   */
+  batchesPerSecond: 100,
+  /**
+   * Distinct targets one agent may report in this process's lifetime; each
+   * costs a targets row and 126 metric series (smbprobe's five operations;
+   * 226 with all nine). Sites have tens; 1,000 covers the largest while
+   * bounding what one agent can add.
+   */
+  maxTargetsPerAgent: 1000,
+  /**
+   * New targets an agent may add per minute (a minute's worth at once). A
+   * config change adds a few; a site of 1,000 targets is registered in 10
+   * minutes, its batches refused for now (and resent) until then.
+   */
+  newTargetsPerMinute: 100,
+  /** A target's metric series are removed after it has not reported for this long (probe intervals are ≤ 1 h). */
+  metricsStaleAfterSeconds: 3600,
+  /**
+   * Most bytes of target series one /metrics render carries; the rest is left
+   * out and counted. Half of V8's longest string (2^29 − 24 units), so the
+   * body and prom-client's per-metric strings fit; a target with smbprobe's
+   * five operations renders ~18.8 KB, so 1,000 agents of 10 targets ~190 MB.
+   */
+  maxMetricsBytes: 256 * MiB,
+  /**
+   * Most bytes of one agent's target series in a render: 1,000 ordinary
+   * targets render ~19 MB. A target with every name at its limit renders
+   * ~227 KB, so an agent abusing them shows ~150 targets, not 1,000.
+   */
+  maxMetricsBytesPerAgent: 32 * MiB,
+  /** Warnings about one agent's bad input per minute; the rest are counted and summarised. */
+  logLinesPerMinute: 20,
+} as const;
+
 export const NOTIFIER_DEFAULTS = {
   /** DESIGN.md's notifier port. */
   httpListen: "0.0.0.0:9743",

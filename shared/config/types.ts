@@ -116,6 +116,24 @@ export interface AggregatorConfig {
     /** A result older than this on arrival is stored with late = true. */
     lateAfterSeconds: number;
   };
+  /** [limits]: what one agent may cost the aggregator (defaults.ts LIMITS_DEFAULTS says why each). */
+  limits: {
+    maxStreamsPerAgent: number;
+    maxStreamsPerConnection: number;
+    helloTimeoutSeconds: number;
+    connectionIdleSeconds: number;
+    maxConnectionAgeSeconds: number;
+    connectionAgeGraceSeconds: number;
+    hellosPerMinute: number;
+    heartbeatsPerMinute: number;
+    batchesPerSecond: number;
+    maxTargetsPerAgent: number;
+    newTargetsPerMinute: number;
+    metricsStaleAfterSeconds: number;
+    maxMetricsBytes: number;
+    maxMetricsBytesPerAgent: number;
+    logLinesPerMinute: number;
+  };
   retention: {
     /** Raw results partitions older than this are dropped. */
     rawDays: number;

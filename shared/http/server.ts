@@ -18,6 +18,8 @@ export interface ReadinessCheck {
 export interface HttpServerOptions {
   listen: ListenAddress;
   registry: Registry;
+  /** Renders /metrics from `registry` (a role may bound the render); registry.metrics() otherwise. */
+  render?: () => Promise<string>;
   readiness?: ReadinessCheck[];
   routes?: Record<string, Route>;
   logger: Logger;
@@ -35,7 +37,7 @@ const READINESS_TIMEOUT_MS = 2_000;
 export async function startHttpServer(opts: HttpServerOptions): Promise<RunningHttpServer> {
   const routes: Record<string, Route> = {
     "/metrics": async (_req, res) => {
-      const body = await opts.registry.metrics();
+      const body = await (opts.render?.() ?? opts.registry.metrics());
       res.writeHead(200, { "content-type": opts.registry.contentType });
       res.end(body);
     },

@@ -6,7 +6,12 @@ import { join, relative, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadAgentConfig } from "../../shared/config/agent.ts";
 import { loadAggregatorConfig } from "../../shared/config/aggregator.ts";
-import { AGENT_DEFAULTS, AGGREGATOR_DEFAULTS, PROBE_DEFAULTS } from "../../shared/config/defaults.ts";
+import {
+  AGENT_DEFAULTS,
+  AGGREGATOR_DEFAULTS,
+  LIMITS_DEFAULTS,
+  PROBE_DEFAULTS,
+} from "../../shared/config/defaults.ts";
 import { loadNotifierConfig } from "../../shared/config/notifier.ts";
 
 const DIR = relative(process.cwd(), join(import.meta.dirname, "../fixtures/config/valid"));
@@ -136,6 +141,23 @@ describe("aggregator config", () => {
       clockSkewWarnSeconds: 5.5,
       lateAfterSeconds: 600,
     });
+    expect(config.limits).toEqual({
+      maxStreamsPerAgent: 3,
+      maxStreamsPerConnection: 8,
+      helloTimeoutSeconds: 2.5,
+      connectionIdleSeconds: 60,
+      maxConnectionAgeSeconds: 600,
+      connectionAgeGraceSeconds: 5,
+      hellosPerMinute: 3,
+      heartbeatsPerMinute: 6,
+      batchesPerSecond: 20,
+      maxTargetsPerAgent: 200,
+      newTargetsPerMinute: 50,
+      metricsStaleAfterSeconds: 900,
+      maxMetricsBytes: 64 * 1024 * 1024,
+      maxMetricsBytesPerAgent: 1024 * 1024,
+      logLinesPerMinute: 5,
+    });
     expect(config.retention).toEqual({ rawDays: 14, rollupDays: 90 });
     expect(config.agents.disabled).toEqual(["paris-02", "berlin-07"]);
     expect(config.incidents.consecutiveFailures).toBe(5);
@@ -157,6 +179,7 @@ describe("aggregator config", () => {
     expect(minimal.server.maxMessageBytes).toBe(AGGREGATOR_DEFAULTS.maxMessageBytes);
     expect(minimal.retention).toEqual({ rawDays: 30, rollupDays: 400 });
     expect(minimal.incidents.consecutiveFailures).toBe(3);
+    expect(minimal.limits).toEqual(LIMITS_DEFAULTS);
   });
 });
 

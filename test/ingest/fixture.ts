@@ -17,18 +17,27 @@ import {
   AggregatorMessageSchema,
   type AggregatorMessage,
 } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
-import { silentLogger } from "../../shared/logger.ts";
+import { silentLogger, type Logger } from "../../shared/logger.ts";
 import { Secret } from "../../shared/secret.ts";
 import { clientCredentials, serverCredentials } from "../../shared/tls/credentials.ts";
 import { loadTlsFiles } from "../../shared/tls/files.ts";
 import { initCa, issueAgent, issueServer } from "../../shared/tls/pki.ts";
 import { closeDatabase, connectDatabase, type Db } from "../../aggregator/db/connect.ts";
 import { migrate } from "../../aggregator/db/migrate.ts";
-import { AggregatorMetrics } from "../../aggregator/metrics/aggregator-metrics.ts";
+import { AggregatorMetrics, type MetricsOptions } from "../../aggregator/metrics/aggregator-metrics.ts";
 import { metricsObserver } from "../../aggregator/metrics/ingest-observer.ts";
 import type { IngestSettings } from "../../aggregator/ingest/stream/agent-stream.ts";
 import { AgentRateLimits } from "../../aggregator/ingest/stream/rate-limit.ts";
-import { startIngestServer, type RunningIngestServer } from "../../aggregator/ingest/stream/server.ts";
+import {
+  AgentQuotas,
+  DEFAULT_INGEST_LIMITS,
+  type IngestLimits,
+} from "../../aggregator/ingest/stream/quotas.ts";
+import {
+  startIngestServer,
+  type ConnectionLimits,
+  type RunningIngestServer,
+} from "../../aggregator/ingest/stream/server.ts";
 import { TargetCache } from "../../aggregator/ingest/store/targets.ts";
 import { BatchPool } from "../../aggregator/ingest/store/batch-pool.ts";
 
@@ -42,6 +51,15 @@ export interface FixtureOptions {
   tls?: boolean;
   settings?: Partial<IngestSettings>;
   ratePerSecond?: number;
+  /** Agent limits; the defaults otherwise (as deployed). */
+  limits?: Partial<IngestLimits>;
+  connections?: Partial<ConnectionLimits>;
+  /** Where the server logs (silent by default). */
+  logger?: Logger;
+  /** The clock of the agent quotas' buckets (tests hold it still, or move it by hand). */
+  quotaClock?: () => number;
+  /** Staleness and render budget of the metrics; the defaults otherwise. */
+  metrics?: Omit<MetricsOptions, "processMetrics">;
 }
 
 export interface IngestFixture {
@@ -53,6 +71,8 @@ export interface IngestFixture {
   pkiDir: string | null;
   /** Opens a stream as `agent` of `site` (its certificate under tls). */
   open(agent: string, site: string, opts?: { creds?: ChannelCredentials }): Promise<TestStream>;
+  /** A connection of its own as `agent` of `site`, to open streams on. */
+  connect(agent: string, site: string): Promise<{ stream(): TestStream }>;
   close(): Promise<void>;
 }
 
@@ -79,7 +99,7 @@ export async function startIngestOn(url: string, opts: FixtureOptions = {}): Pro
   const sql = connectDatabase({ url: new Secret(url), poolSize: 4 });
   const batchSql = connectDatabase({ url: new Secret(url), poolSize: BATCH_CONNECTIONS });
   await migrate(sql);
-  const metrics = new AggregatorMetrics({ processMetrics: false });
+  const metrics = new AggregatorMetrics({ ...opts.metrics, processMetrics: false });
   const tls = opts.tls === true;
   const settings: IngestSettings = { ...DEFAULT_TEST_SETTINGS, insecure: !tls, ...opts.settings };
   let pkiDir: string | null = null;
@@ -94,19 +114,39 @@ export async function startIngestOn(url: string, opts: FixtureOptions = {}): Pro
     listen: { host: "127.0.0.1", port: 0 },
     credentials: serverCreds,
     maxMessageBytes: settings.maxMessageBytes,
+    ...(opts.connections === undefined ? {} : { connections: opts.connections }),
     deps: {
       sql,
       batches: new BatchPool(batchSql, BATCH_CONNECTIONS),
       targets: new TargetCache(),
       metrics,
       observers: [metricsObserver(metrics)],
-      logger: silentLogger(),
+      logger: opts.logger ?? silentLogger(),
       limits: new AgentRateLimits(opts.ratePerSecond ?? 1_000_000),
+      quotas: new AgentQuotas(
+        { ...DEFAULT_INGEST_LIMITS, ...opts.limits },
+        { onLogSuppressed: () => metrics.logLinesSuppressed.inc() },
+        opts.quotaClock,
+      ),
       settings,
       serverVersion: "test",
     },
   });
   const clients: Client[] = [];
+  // One certificate per (site, agent), issued once: concurrent issues would overwrite each other's files.
+  const issued = new Map<string, Promise<ChannelCredentials>>();
+  const credsFor = (agent: string, site: string): Promise<ChannelCredentials> => {
+    if (pkiDir === null) return Promise.resolve(credentials.createInsecure());
+    const key = `${site}/${agent}`;
+    let creds = issued.get(key);
+    if (creds === undefined) {
+      creds = issueAgent(pkiDir, { site, agent, force: true }).then(async (files) =>
+        clientCredentials(await loadTlsFiles(files)),
+      );
+      issued.set(key, creds);
+    }
+    return creds;
+  };
   return {
     sql,
     url,
@@ -114,17 +154,17 @@ export async function startIngestOn(url: string, opts: FixtureOptions = {}): Pro
     metrics,
     pkiDir,
     async open(agent, site, o = {}) {
-      let creds = o.creds;
-      if (creds === undefined) {
-        creds = credentials.createInsecure();
-        if (pkiDir !== null) {
-          const files = await issueAgent(pkiDir, { site, agent, force: true });
-          creds = clientCredentials(await loadTlsFiles(files));
-        }
-      }
-      const client = new Client(`127.0.0.1:${server.port}`, creds);
+      const client = new Client(`127.0.0.1:${server.port}`, o.creds ?? (await credsFor(agent, site)));
       clients.push(client);
       return new TestStream(client);
+    },
+    async connect(agent, site) {
+      // A subchannel of its own: grpc-js would otherwise share one connection between clients.
+      const client = new Client(`127.0.0.1:${server.port}`, await credsFor(agent, site), {
+        "grpc.use_local_subchannel_pool": 1,
+      });
+      clients.push(client);
+      return { stream: () => new TestStream(client) };
     },
     async close() {
       for (const c of clients) c.close();

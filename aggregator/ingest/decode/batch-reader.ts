@@ -35,14 +35,24 @@ export interface ReadLimits extends ValidationLimits {
  */
 const MAX_REMEMBERED_TARGETS = 4096;
 
+/**
+ * ...and bytes of them: a target is ~100 bytes, so 1 MiB holds thousands,
+ * while an agent sending large targets cannot make a stream hold more.
+ * A valid target encodes in under ~7 KB (validate.ts FIELD_LIMITS: five
+ * names of 255 bytes, 16 labels of 64 + 256); larger ones are never remembered.
+ */
+const MAX_REMEMBERED_BYTES = 1024 * 1024;
+const MAX_REMEMBERED_TARGET_BYTES = 8192;
+
 export class BatchReader {
   /** Target bytes (latin1) → the valid target they encode, or null when invalid. */
   readonly #targets = new Map<string, ValidTarget | null>();
   readonly #reader = new ResultReader();
+  #rememberedBytes = 0;
 
   #target = (bytes: Buffer, start: number, end: number): ValidTarget | null => {
-    const key = bytes.toString("latin1", start, end);
-    const known = this.#targets.get(key);
+    const key = end - start > MAX_REMEMBERED_TARGET_BYTES ? "" : bytes.toString("latin1", start, end);
+    const known = key === "" ? undefined : this.#targets.get(key);
     if (known !== undefined) return known;
     let target: ValidTarget | null = null;
     try {
@@ -51,8 +61,13 @@ export class BatchReader {
     } catch {
       // Undecodable: the general path meets the same bytes and refuses the message.
     }
-    if (this.#targets.size >= MAX_REMEMBERED_TARGETS) this.#targets.clear();
+    if (key === "") return target;
+    if (this.#targets.size >= MAX_REMEMBERED_TARGETS || this.#rememberedBytes > MAX_REMEMBERED_BYTES) {
+      this.#targets.clear();
+      this.#rememberedBytes = 0;
+    }
     this.#targets.set(key, target);
+    this.#rememberedBytes += key.length;
     return target;
   };
 

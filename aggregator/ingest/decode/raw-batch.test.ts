@@ -125,7 +125,33 @@ describe("ingestServiceDefinition", () => {
         ),
       ),
     );
-    expect(hb.ok && hb.message.case === "heartbeat" && hb.message.value.backlog).toBe(4n);
+    // Deferred: decoded when the stream asks, to the same message.
+    const later = hb.ok && hb.message.case === "heartbeat" ? hb.message.value.decode() : null;
+    expect(later?.ok && later.message.backlog).toBe(4n);
+  });
+
+  it("defers Hello and Heartbeat, and says what a malformed one is only when asked", () => {
+    const hello = decode(
+      Buffer.from(
+        toBinary(
+          AgentMessageSchema,
+          create(AgentMessageSchema, { kind: { case: "hello", value: { agentId: "paris-01" } } }),
+        ),
+      ),
+    );
+    const h = hello.ok && hello.message.case === "hello" ? hello.message.value.decode() : null;
+    expect(h?.ok && h.message.agentId).toBe("paris-01");
+    // Field 1, length 2, then an invalid wire type inside: scanned as Hello, refused on decode.
+    const bad = decode(Buffer.from([0x0a, 0x02, 0x0f, 0x00]));
+    expect(bad.ok && bad.message.case).toBe("hello");
+    const d = bad.ok && bad.message.case === "hello" ? bad.message.value.decode() : null;
+    expect(d).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/^malformed smbfleet\.v1\.AgentMessage: /) as unknown,
+    });
+    // Two fields (Hello, then Heartbeat): not canonical, decoded at once; the last wins as protobuf says.
+    const two = decode(Buffer.from([0x0a, 0x00, 0x1a, 0x00]));
+    expect(two.ok && two.message.case).toBe("heartbeat");
   });
 
   it("answers oversized and malformed messages as the generic decoder does", () => {

@@ -12,6 +12,10 @@
 // (first_seq, once) and field 2 (results). Anything else, an unknown field
 // included, goes through the generated decoder, which defines the meaning
 // (and the error message) of every other encoding.
+//
+// Hello (field 1) and Heartbeat (field 3) alone are not decoded here either:
+// the stream decodes them once the agent's rate limit for that kind let them
+// through (stream/quotas.ts), so a flood of them costs a byte compare each.
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
 import {
@@ -20,6 +24,8 @@ import {
   ResultSchema,
   type AgentMessage,
   type Batch,
+  type Heartbeat,
+  type Hello,
 } from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
 import { serverDefinition, type Decoded } from "../../../shared/grpc/service.ts";
 
@@ -32,9 +38,17 @@ export interface RawBatch {
   readonly count: number;
 }
 
-/** What the ingest stream receives: any AgentMessage, with a Batch kept as bytes. */
+/** A message decoded when the stream asks: the message, or why its bytes are not one. */
+export interface Deferred<T> {
+  decode(): { ok: true; message: T } | { ok: false; error: string };
+}
+
+/** What the ingest stream receives: any AgentMessage, a Batch kept as bytes, Hello and Heartbeat deferred. */
 export type IngestMessage =
-  Exclude<AgentMessage["kind"], { case: "batch" }> | { case: "rawBatch"; value: RawBatch };
+  | { case: "hello"; value: Deferred<Hello> }
+  | { case: "heartbeat"; value: Deferred<Heartbeat> }
+  | { case: "rawBatch"; value: RawBatch }
+  | { case: undefined; value?: undefined };
 
 const WIRE_VARINT = 0;
 const WIRE_LEN = 2;
@@ -99,6 +113,45 @@ export function scanBatch(b: Buffer): RawBatch | null {
   return { firstSeq: firstSeq ?? 0n, bytes: b, offsets: Uint32Array.from(spans), count: spans.length / 2 };
 }
 
+type DeferredKinds = { hello: Hello; heartbeat: Heartbeat };
+
+const HELLO_TAG = (1 << 3) | WIRE_LEN;
+const HEARTBEAT_TAG = (3 << 3) | WIRE_LEN;
+
+/**
+ * An AgentMessage holding Hello or Heartbeat alone (canonically encoded),
+ * deferred: decoded later, as the generated decoder would decode all of it.
+ * null for anything else.
+ */
+export function scanDeferred(b: Buffer): IngestMessage | null {
+  if (b.length < 1 || (b[0] !== HELLO_TAG && b[0] !== HEARTBEAT_TAG)) return null;
+  const at = { pos: 0 };
+  const len = varint(b, 1, b.length, 5, at);
+  if (len < 0 || at.pos + len !== b.length) return null;
+  if (b[0] === HELLO_TAG) return { case: "hello", value: deferred(b, "hello") };
+  return { case: "heartbeat", value: deferred(b, "heartbeat") };
+}
+
+function deferred<K extends keyof DeferredKinds>(b: Buffer, kind: K): Deferred<DeferredKinds[K]> {
+  return {
+    decode() {
+      try {
+        const m = fromBinary(AgentMessageSchema, b);
+        // The first field says which kind; the scan checked it is the only one.
+        if (m.kind.case !== kind) throw new Error(`expected ${kind}`);
+        return { ok: true, message: m.kind.value as DeferredKinds[K] };
+      } catch (err) {
+        return { ok: false, error: `malformed smbfleet.v1.AgentMessage: ${String(err)}` };
+      }
+    },
+  };
+}
+
+/** A decoded value as a Deferred that was decoded already. */
+function decoded<T>(message: T): Deferred<T> {
+  return { decode: () => ({ ok: true, message }) };
+}
+
 /** A decoded Batch as a RawBatch: its results encoded once more (only non-canonical input gets here). */
 export function rawBatchOf(batch: Batch): RawBatch {
   const parts = batch.results.map((r) => toBinary(ResultSchema, r));
@@ -114,7 +167,16 @@ export function rawBatchOf(batch: Batch): RawBatch {
 
 /** The message as the stream handles it. */
 export function ingestMessage(m: AgentMessage): IngestMessage {
-  return m.kind.case === "batch" ? { case: "rawBatch", value: rawBatchOf(m.kind.value) } : m.kind;
+  switch (m.kind.case) {
+    case "batch":
+      return { case: "rawBatch", value: rawBatchOf(m.kind.value) };
+    case "hello":
+      return { case: "hello", value: decoded(m.kind.value) };
+    case "heartbeat":
+      return { case: "heartbeat", value: decoded(m.kind.value) };
+    case undefined:
+      return { case: undefined };
+  }
 }
 
 /**
@@ -130,6 +192,8 @@ export function ingestServiceDefinition(maxMessageBytes: number): ServiceDefinit
     if (bytes.length <= maxMessageBytes) {
       const raw = scanBatch(bytes);
       if (raw !== null) return { ok: true, size: bytes.length, message: { case: "rawBatch", value: raw } };
+      const later = scanDeferred(bytes);
+      if (later !== null) return { ok: true, size: bytes.length, message: later };
     }
     const decoded = generic(bytes) as Decoded<AgentMessage>;
     return decoded.ok ? { ...decoded, message: ingestMessage(decoded.message) } : decoded;

@@ -13,7 +13,7 @@
 // nothing validate.ts refuses, over generated and corrupted inputs.
 import { FAILURE_CLASSES, OPERATIONS, type Operation } from "../../../shared/result.ts";
 import { copyText, isoTime, type CopyWriter } from "../store/copy-rows.ts";
-import type { ValidTarget } from "./validate.ts";
+import { FIELD_LIMITS, type ValidTarget } from "./validate.ts";
 
 export interface ReadOperation {
   operation: Operation;
@@ -203,7 +203,9 @@ export class ResultReader {
           const s = this.#len(end);
           if (s < 0) return null;
           // ASCII without NUL only: the generated decoder's UTF-8 handling
-          // (replacement characters, a leading BOM) stays its own.
+          // (replacement characters, a leading BOM) stays its own, and so does
+          // cutting a message over its limit (validate.ts cutText).
+          if (this.#lenEnd - s > FIELD_LIMITS.maxFailureMessageBytes) return null;
           for (let i = s; i < this.#lenEnd; i++) if (b[i] === 0 || b[i]! > 0x7f) return null;
           messageStart = s;
           messageEnd = this.#lenEnd;

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { ResultSchema, TargetSchema } from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
-import { validateResult, validateTarget } from "./validate.ts";
+import { CUT_MARK, FIELD_LIMITS, cutText, validateResult, validateTarget } from "./validate.ts";
 
 const NOW = Date.parse("2031-01-01T00:00:00Z");
 const LIMITS = { maxFutureSkewMs: 300_000 };
@@ -70,8 +70,91 @@ describe("validateResult", () => {
       'results[4].above_threshold[1]: unknown operation "teleport"',
     ],
     [{ failureMessage: "bad\u0000" }, "results[4].failure_message: contains a NUL character"],
+    [
+      { target: { address: "a".repeat(256), share: "s", port: 1 } },
+      "results[4].target.address: too long: 256 bytes (limit 255)",
+    ],
+    [
+      // 128 two-byte characters: 256 bytes in 128 UTF-16 units.
+      { target: { address: "a", share: "é".repeat(128), port: 1 } },
+      "results[4].target.share: too long: 256 bytes (limit 255)",
+    ],
+    [
+      { target: { address: "a", share: "s", port: 1, domain: "d".repeat(300) } },
+      "results[4].target.domain: too long: 300 bytes (limit 255)",
+    ],
+    [
+      { target: { address: "a", share: "s", port: 1, name: "n".repeat(256) } },
+      "results[4].target.name: too long: 256 bytes (limit 255)",
+    ],
+    [
+      { target: { address: "a", share: "s", port: 1, basedir: "b".repeat(100_000) } },
+      "results[4].target.basedir: too long: 100000 bytes (limit 255)",
+    ],
+    [
+      {
+        target: {
+          address: "a",
+          share: "s",
+          port: 1,
+          labels: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, "v"])),
+        },
+      },
+      "results[4].target.labels: 17 labels (limit 16)",
+    ],
+    [
+      { target: { address: "a", share: "s", port: 1, labels: { ["k".repeat(65)]: "v" } } },
+      "results[4].target.labels: too long: 65 bytes (limit 64)",
+    ],
+    [
+      { target: { address: "a", share: "s", port: 1, labels: { team: "v".repeat(257) } } },
+      'results[4].target.labels["team"]: too long: 257 bytes (limit 256)',
+    ],
+    [
+      { operations: [{ operation: "x".repeat(10_000), samplesMs: [] }] },
+      `results[4].operations[0].operation: unknown operation "${"x".repeat(64)}…"`,
+    ],
   ])("refuses %o", (over, reason) => {
     expect(validateResult(wire(over), 4, NOW, LIMITS)).toEqual({ ok: false, reason });
+  });
+
+  it("takes every field at its limit", () => {
+    const L = FIELD_LIMITS;
+    const target = {
+      name: "n".repeat(L.maxNameBytes),
+      address: "€".repeat(L.maxNameBytes / 3), // 3 bytes each
+      port: 445,
+      domain: "d".repeat(L.maxNameBytes),
+      share: "s".repeat(L.maxNameBytes),
+      basedir: "b".repeat(L.maxNameBytes),
+      labels: Object.fromEntries(
+        Array.from({ length: L.maxLabels }, (_, i) => [
+          `${i}`.padEnd(L.maxLabelKeyBytes, "k"),
+          "v".repeat(L.maxLabelValueBytes),
+        ]),
+      ),
+    };
+    const r = validateResult(
+      wire({ target, failureMessage: "m".repeat(L.maxFailureMessageBytes) }),
+      0,
+      NOW,
+      LIMITS,
+    );
+    expect(r.ok && r.result.target).toEqual(target);
+    expect(r.ok && r.result.failureMessage).toBe("m".repeat(L.maxFailureMessageBytes));
+  });
+
+  it("stores a failure message over its limit cut and marked, not refused", () => {
+    const long = validateResult(wire({ failureMessage: "x".repeat(100_000) }), 0, NOW, LIMITS);
+    const kept = FIELD_LIMITS.maxFailureMessageBytes - Buffer.byteLength(CUT_MARK);
+    expect(long.ok && long.result.failureMessage).toBe(`${"x".repeat(kept)}${CUT_MARK}`);
+    // Never half a character: 1,015 bytes of room (1,024 less the 9-byte mark) hold 507 "é".
+    const wide = cutText("é".repeat(1000), 1024);
+    expect(wide).toBe(`${"é".repeat(507)}${CUT_MARK}`);
+    expect(Buffer.byteLength(wide)).toBeLessThanOrEqual(1024);
+    // A 4-byte character that would end past the room is left out whole.
+    const astral = cutText(`${"a".repeat(1013)}😀${"a".repeat(100)}`, 1024);
+    expect(astral).toBe(`${"a".repeat(1013)}${CUT_MARK}`);
   });
 
   it("allows the configured future skew and no more", () => {

@@ -35,6 +35,51 @@ export interface ValidResult {
 
 export type Checked = { ok: true; result: ValidResult } | { ok: false; reason: string };
 
+/**
+ * The most an agent may put in a field. Over a cap a result is quarantined
+ * (and a Hello target ignored), except the failure message, which is stored
+ * cut. They bound what one result can make the aggregator keep: a targets
+ * row, the label values of ~230 metric series, a log line.
+ */
+export const FIELD_LIMITS = {
+  /**
+   * address, share, domain, name, basedir, in UTF-8 bytes: a DNS name is at
+   * most 253, a Windows path component 255, an SMB share name 80.
+   */
+  maxNameBytes: 255,
+  /** Labels describe a target (team, tier, room); smbprobe has none. */
+  maxLabels: 16,
+  /** Prometheus label names in practice are short identifiers. */
+  maxLabelKeyBytes: 64,
+  maxLabelValueBytes: 256,
+  /**
+   * smbclient's failure lines are under 200 bytes; what is past 1 KiB is
+   * noise for a human and a cost for every row. Cut, marked, still stored.
+   */
+  maxFailureMessageBytes: 1024,
+} as const;
+
+/** Ends a failure message that was cut (within maxFailureMessageBytes). */
+export const CUT_MARK = "… [cut]";
+const CUT_MARK_BYTES = Buffer.byteLength(CUT_MARK);
+
+/** Values quoted in a reason are shortened to this many characters: a reason is stored and logged. */
+const MAX_QUOTED = 64;
+
+function quoted(value: string): string {
+  return JSON.stringify(value.length > MAX_QUOTED ? `${value.slice(0, MAX_QUOTED)}…` : value);
+}
+
+/** value cut to at most maxBytes UTF-8 bytes, CUT_MARK included, on a character boundary. */
+export function cutText(value: string, maxBytes: number): string {
+  if (value.length * 3 <= maxBytes || Buffer.byteLength(value) <= maxBytes) return value;
+  const bytes = Buffer.from(value, "utf8");
+  let end = maxBytes - CUT_MARK_BYTES;
+  // bytes[end] is the first byte left out: never split a character.
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  return bytes.toString("utf8", 0, end) + CUT_MARK;
+}
+
 export interface ValidationLimits {
   /** A result stamped further ahead of the aggregator's clock than this is refused. */
   maxFutureSkewMs: number;
@@ -50,8 +95,12 @@ function fail(path: string, problem: string): never {
  * PostgreSQL text and jsonb cannot hold U+0000; one such character would make
  * the whole batch's COPY fail, and the agent would resend it forever.
  */
-function text(path: string, value: string, required: boolean): string {
+function text(path: string, value: string, required: boolean, maxBytes = Infinity): string {
   if (required && value.length === 0) fail(path, "required");
+  // Each UTF-16 unit is at least one UTF-8 byte and at most three: encode only when that does not decide.
+  if (value.length > maxBytes || (value.length * 3 > maxBytes && Buffer.byteLength(value) > maxBytes)) {
+    fail(path, `too long: ${Buffer.byteLength(value)} bytes (limit ${maxBytes})`);
+  }
   if (value.includes("\u0000")) fail(path, "contains a NUL character");
   return value;
 }
@@ -63,29 +112,34 @@ function latency(path: string, value: number): number {
 }
 
 function operationName(path: string, value: string): Operation {
-  if (!isOperation(value)) fail(path, `unknown operation ${JSON.stringify(value)}`);
+  if (!isOperation(value)) fail(path, `unknown operation ${quoted(value)}`);
   return value;
 }
 
 function checkTarget(at: string, t: Target | undefined): ValidTarget {
   if (t === undefined) fail(at, "required");
-  const address = text(`${at}.address`, t.address, true);
-  const share = text(`${at}.share`, t.share, true);
+  const L = FIELD_LIMITS;
+  const address = text(`${at}.address`, t.address, true, L.maxNameBytes);
+  const share = text(`${at}.share`, t.share, true, L.maxNameBytes);
   if (!Number.isInteger(t.port) || t.port < 1 || t.port > 65535) {
     fail(`${at}.port`, `must be 1-65535, got ${t.port}`);
   }
+  const entries = Object.entries(t.labels);
+  if (entries.length > L.maxLabels) fail(`${at}.labels`, `${entries.length} labels (limit ${L.maxLabels})`);
   const labels: Record<string, string> = {};
-  for (const [k, v] of Object.entries(t.labels)) {
-    labels[text(`${at}.labels`, k, true)] = text(`${at}.labels[${JSON.stringify(k)}]`, v, false);
+  for (const [k, v] of entries) {
+    const key = text(`${at}.labels`, k, true, L.maxLabelKeyBytes);
+    labels[key] = text(`${at}.labels[${JSON.stringify(k)}]`, v, false, L.maxLabelValueBytes);
   }
+  const name = text(`${at}.name`, t.name, false, L.maxNameBytes);
   return {
     // smbprobe allows an empty name; the agent's config loader defaults it the same way.
-    name: text(`${at}.name`, t.name, false) || `${address}/${share}`,
+    name: name || `${address}/${share}`,
     address,
     port: t.port,
-    domain: text(`${at}.domain`, t.domain, false),
+    domain: text(`${at}.domain`, t.domain, false, L.maxNameBytes),
     share,
-    basedir: text(`${at}.basedir`, t.basedir, false),
+    basedir: text(`${at}.basedir`, t.basedir, false, L.maxNameBytes),
     labels,
   };
 }
@@ -135,11 +189,13 @@ export function validateResult(r: Result, index: number, nowMs: number, limits: 
     let failureClass: FailureClass | null = null;
     if (r.failureClass !== "") {
       if (!isFailureClass(r.failureClass)) {
-        fail(`${at}.failure_class`, `unknown failure class ${JSON.stringify(r.failureClass)}`);
+        fail(`${at}.failure_class`, `unknown failure class ${quoted(r.failureClass)}`);
       }
       failureClass = r.failureClass;
     }
-    const failureMessage = text(`${at}.failure_message`, r.failureMessage, false) || null;
+    const failureMessage =
+      cutText(text(`${at}.failure_message`, r.failureMessage, false), FIELD_LIMITS.maxFailureMessageBytes) ||
+      null;
     const aboveThreshold = r.aboveThreshold.map((op, k) => operationName(`${at}.above_threshold[${k}]`, op));
 
     return {

@@ -4,12 +4,17 @@
 // in the order the messages came, each Ack after its commit.
 //
 // What ends the stream (a gRPC status): no Hello first (FAILED_PRECONDITION),
-// identity problems (UNAUTHENTICATED, PERMISSION_DENIED), a database error
-// during Hello or a batch (UNAVAILABLE: the agent reconnects and resends;
-// nothing is acked that is not committed), shutdown (UNAVAILABLE).
+// no Hello in time (DEADLINE_EXCEEDED), identity problems (UNAUTHENTICATED,
+// PERMISSION_DENIED), more streams or Hellos than the agent's limits
+// (RESOURCE_EXHAUSTED), a database error during Hello or a batch
+// (UNAVAILABLE: the agent reconnects and resends; nothing is acked that is
+// not committed), shutdown (UNAVAILABLE).
 // What does not (an in-band Reject): undecodable or oversized messages,
-// invalid results (quarantined, and the batch is still acked), a batch going
-// backwards on this stream, the rate limit. test/ingest/*.test.ts pin each.
+// invalid results and results for targets over the agent's cap (quarantined,
+// and the batch is still acked), a batch going backwards on this stream, the
+// rate limits of results, batches, heartbeats and new targets.
+// test/ingest/*.test.ts pin each. What one agent may cost is in quotas.ts;
+// warnings about its input go through its LogGate.
 import { status, type ServerDuplexStream } from "@grpc/grpc-js";
 import type { AggregatorMessage, Heartbeat, Hello } from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
 import { errorMessage } from "../../../shared/errors.ts";
@@ -28,9 +33,10 @@ import { BatchReader } from "../decode/batch-reader.ts";
 import { CopyWriter } from "../store/copy-rows.ts";
 import type { AgentRateLimits } from "./rate-limit.ts";
 import { ack, reject, statusError, statusName, welcome, type StatusCode } from "./replies.ts";
-import type { IngestMessage, RawBatch } from "../decode/raw-batch.ts";
+import type { Deferred, IngestMessage, RawBatch } from "../decode/raw-batch.ts";
 import type { TargetCache } from "../store/targets.ts";
-import { validateTarget, type ValidTarget } from "../decode/validate.ts";
+import { StreamGuard } from "./stream-guard.ts";
+import type { AgentQuotas } from "./quotas.ts";
 
 export interface IngestSettings {
   /** Plain-text gRPC: identity comes from Hello (loopback demos only). */
@@ -55,6 +61,8 @@ export interface IngestDeps {
   observers: readonly PostCommitObserver[];
   logger: Logger;
   limits: AgentRateLimits;
+  /** What one agent may cost: streams, message rates, targets, log lines (quotas.ts). */
+  quotas: AgentQuotas;
   settings: IngestSettings;
   serverVersion: string;
 }
@@ -94,6 +102,8 @@ export class AgentStream {
   /** While a group is admitted after its first batch: replies in order, acks as placeholders. */
   #held: HeldReply[] | null = null;
   #skewWarned = false;
+  /** This stream's share of its agent's quotas: stream count, Hello deadline, rates, targets, warnings. */
+  readonly #guard: StreamGuard;
   /** Resolves when the stream has ended, for whoever waits on shutdown. */
   readonly done: Promise<void>;
   #resolveDone!: () => void;
@@ -102,6 +112,7 @@ export class AgentStream {
     this.#call = call;
     this.#deps = deps;
     this.#log = deps.logger.child({ peer: call.getPeer() });
+    this.#guard = new StreamGuard(deps.quotas, deps.metrics, call.getPeer());
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
   }
 
@@ -111,8 +122,12 @@ export class AgentStream {
       if (!check.ok) return this.#end(status.UNAUTHENTICATED, check.reason);
       this.#identity = check.identity;
       this.#log = this.#log.child({ site: check.identity.site, agent: check.identity.agent });
+      const refused = this.#guard.count(check.identity.agent);
+      if (refused !== null) return this.#end(status.RESOURCE_EXHAUSTED, refused);
     }
+    this.#guard.startHelloDeadline((details) => this.#end(status.DEADLINE_EXCEEDED, details));
     this.#call.on("data", (message: Decoded<IngestMessage>) => {
+      this.#guard.helloCame();
       if (this.#closed) return;
       this.#queue.push({ message, receivedAt: performance.now() });
       if (this.#queue.length >= MAX_QUEUED_MESSAGES) this.#call.pause();
@@ -190,8 +205,13 @@ export class AgentStream {
     switch (kind.case) {
       case "rawBatch":
         return this.#batches([{ raw: kind.value, receivedAt }]);
-      case "heartbeat":
-        return this.#heartbeat(kind.value);
+      case "heartbeat": {
+        const refused = this.#guard.take("heartbeat");
+        if (refused !== null) return this.#reject(status.RESOURCE_EXHAUSTED, refused.what);
+        const hb = kind.value.decode();
+        if (!hb.ok) return this.#reject(status.INVALID_ARGUMENT, hb.error);
+        return this.#heartbeat(hb.message);
+      }
       case "hello":
         return this.#reject(status.FAILED_PRECONDITION, "Hello was already received on this stream");
       case undefined:
@@ -199,9 +219,14 @@ export class AgentStream {
     }
   }
 
-  async #hello(hello: Hello): Promise<void> {
+  async #hello(deferred: Deferred<Hello>): Promise<void> {
     const settings = this.#deps.settings;
     let id = this.#identity;
+    // Each Hello costs database work: refused before it is even decoded when over the rate.
+    if (id !== null && !this.#helloAllowed()) return;
+    const decoded = deferred.decode();
+    if (!decoded.ok) return this.#end(status.INVALID_ARGUMENT, decoded.error);
+    const hello = decoded.message;
     if (id === null) {
       // Insecure mode: nothing better than the claim.
       const problem = fleetNameProblem("site", hello.site) ?? fleetNameProblem("agent", hello.agentId);
@@ -209,6 +234,9 @@ export class AgentStream {
       id = { site: hello.site, agent: hello.agentId };
       this.#identity = id;
       this.#log = this.#log.child({ site: id.site, agent: id.agent });
+      const refused = this.#guard.count(id.agent);
+      if (refused !== null) return this.#end(status.RESOURCE_EXHAUSTED, refused);
+      if (!this.#helloAllowed()) return;
     } else if (hello.site !== "" && hello.site !== id.site) {
       return this.#end(
         status.PERMISSION_DENIED,
@@ -226,12 +254,7 @@ export class AgentStream {
         `agent ${id.agent} is revoked (disabled in the aggregator config)`,
       );
     }
-    const announced: ValidTarget[] = [];
-    hello.targets.forEach((t, i) => {
-      const v = validateTarget(t, `targets[${i}]`);
-      if (v.ok) announced.push(v.target);
-      else this.#log.warn({ reason: v.reason }, "Hello lists an unusable target; ignored");
-    });
+    const announced = this.#guard.helloTargets(hello, id, this.#log);
     const skewMs = this.#skew(hello.wallClockUnixMs);
     let opened;
     try {
@@ -281,7 +304,12 @@ export class AgentStream {
       this.#held = null;
     }
     if (admitted.length === 0) return;
-    const deps = { ...this.#deps, log: this.#log, reader: this.#reader };
+    const deps = {
+      ...this.#deps,
+      log: this.#log,
+      warn: (fields: Record<string, unknown>, msg: string) => this.#warn(fields, msg),
+      reader: this.#reader,
+    };
     const out = await storeGroup(deps, this.#identity!, admitted, held, this.#columns.buffer, nowMs);
     if (!out.ok) return this.#end(out.code, out.details);
     for (const reply of out.replies) this.#send(reply);
@@ -294,6 +322,16 @@ export class AgentStream {
    */
   #admit(batch: RawBatch, receivedAt: number, nowMs: number): Admitted | null {
     const settings = this.#deps.settings;
+    // Each batch costs a transaction: over the rate it is refused before it is read.
+    const refusal = this.#guard.take("batch");
+    if (refusal !== null) {
+      if (batch.count === 0) this.#reject(status.RESOURCE_EXHAUSTED, refusal.what);
+      else {
+        const v = this.#order.admit(batch.firstSeq, batch.count, () => refusal);
+        if (!v.ok) this.#reject(v.code, v.message, v.first, v.last);
+      }
+      return null;
+    }
     // Results are read (decoded and validated) first: a result that does not
     // decode refuses the whole message, as decoding it on arrival did.
     const read = this.#reader.read(
@@ -313,7 +351,12 @@ export class AgentStream {
       return null;
     }
     const agent = this.#identity!.agent;
-    const v = this.#order.admit(batch.firstSeq, n, (count) => this.#deps.limits.take(agent, count));
+    const newTargets = this.#guard.checkTargets(read, batch.firstSeq, this.#identity!);
+    const v = this.#order.admit(
+      batch.firstSeq,
+      n,
+      (count) => newTargets ?? this.#deps.limits.take(agent, count),
+    );
     if (!v.ok) {
       this.#reject(v.code, v.message, v.first, v.last);
       return null;
@@ -345,7 +388,7 @@ export class AgentStream {
     // Once when it goes off and once when it is back, not on every heartbeat.
     if (off !== this.#skewWarned) {
       this.#skewWarned = off;
-      if (off) this.#log.warn({ skewSeconds: skewMs / 1000 }, "agent clock is off");
+      if (off) this.#warn({ skewSeconds: skewMs / 1000 }, "agent clock is off");
       else this.#log.info({ skewSeconds: skewMs / 1000 }, "agent clock is back within the limit");
     }
     return skewMs;
@@ -363,12 +406,24 @@ export class AgentStream {
 
   #reject(code: StatusCode, message: string, firstSeq = 0n, lastSeq = 0n): void {
     const name = statusName(code);
-    this.#log.warn(
+    this.#warn(
       { status: name, firstSeq: firstSeq.toString(), lastSeq: lastSeq.toString(), reason: message },
       "rejected",
     );
     this.#deps.metrics.rejects.inc({ code: name });
     this.#send(reject(code, message, firstSeq, lastSeq));
+  }
+
+  /** Whether this Hello is within the agent's rate; refused (stream ended) otherwise. */
+  #helloAllowed(): boolean {
+    const refused = this.#guard.take("hello");
+    if (refused === null) return true;
+    this.#end(status.RESOURCE_EXHAUSTED, `${refused.what}; reconnect in ${refused.retryAfterMs} ms`);
+    return false;
+  }
+
+  #warn(fields: Record<string, unknown>, msg: string): void {
+    this.#guard.warn(this.#log, fields, msg);
   }
 
   #send(message: AggregatorMessage): void {
@@ -382,14 +437,15 @@ export class AgentStream {
     this.#closed = true;
     this.#queue.length = 0;
     const name = statusName(code);
-    const log = code === status.UNAVAILABLE ? this.#log.info.bind(this.#log) : this.#log.warn.bind(this.#log);
-    log({ status: name, reason: details }, "stream ended");
+    if (code === status.UNAVAILABLE) this.#log.info({ status: name, reason: details }, "stream ended");
+    else this.#warn({ status: name, reason: details }, "stream ended");
     this.#deps.metrics.streamsRefused.inc({ code: name });
     this.#call.emit("error", statusError(code, details));
     this.#finish();
   }
 
   #finish(): void {
+    this.#guard.release(this.#log);
     this.#closed = true;
     this.#queue.length = 0;
     if (this.#connectedAt !== null && this.#identity !== null) {

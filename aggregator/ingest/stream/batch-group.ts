@@ -46,6 +46,8 @@ export interface GroupDeps {
   targets: TargetCache;
   metrics: AggregatorMetrics;
   log: Logger;
+  /** A warning about the agent's input, within its log budget (log-gate.ts). */
+  warn: (fields: Record<string, unknown>, msg: string) => void;
   reader: BatchReader;
 }
 
@@ -116,7 +118,7 @@ export async function storeGroup(
     const a = reply.ack;
     const quarantined = outcome.quarantined.filter((q) => q.seq >= a.first && q.seq <= a.last);
     if (quarantined.length > 0) {
-      deps.log.warn(
+      deps.warn(
         { status: "INVALID_ARGUMENT", quarantined: quarantined.length, first: quarantined[0]?.reason },
         "results quarantined",
       );

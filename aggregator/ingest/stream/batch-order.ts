@@ -1,7 +1,7 @@
 // The order rules a stream's batches must follow, as the agent sees them in
 // Rejects: sequences start at 1, never go backwards on a stream, and after a
-// batch is refused for the rate limit, later batches wait until it is resent
-// (the sender is go-back-N). Pure state, no I/O: the stream asks, then
+// batch is refused for a rate limit (results, batches, new targets), later
+// batches wait until it is resent (the sender is go-back-N). Pure state, no I/O: the stream asks, then
 // answers the agent. test/ingest/bad-input.test.ts pins every message.
 import { status } from "@grpc/grpc-js";
 import type { Take } from "./rate-limit.ts";
@@ -57,7 +57,7 @@ export class BatchOrder {
       if (this.#resendFrom === null || first < this.#resendFrom) this.#resendFrom = first;
       return no(
         status.RESOURCE_EXHAUSTED,
-        `rate limit exceeded; resend from seq ${first} in ${taken.retryAfterMs} ms`,
+        `${taken.what ?? "rate limit exceeded"}; resend from seq ${first} in ${taken.retryAfterMs} ms`,
       );
     }
     this.#resendFrom = null;

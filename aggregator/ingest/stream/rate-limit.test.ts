@@ -18,6 +18,20 @@ describe("TokenBucket", () => {
   });
 });
 
+describe("TokenBucket.takeWhole", () => {
+  it("lets exactly the capacity through at once, then one per refill", () => {
+    let now = 0;
+    const bucket = new TokenBucket(0.1, 60, () => now); // 6 a minute, 6 at once
+    for (let i = 0; i < 6; i++) expect(bucket.takeWhole()).toEqual({ ok: true });
+    expect(bucket.takeWhole()).toEqual({ ok: false, retryAfterMs: 10_000 });
+    now = 9_000;
+    expect(bucket.takeWhole()).toEqual({ ok: false, retryAfterMs: 1_000 });
+    now = 10_000;
+    expect(bucket.takeWhole()).toEqual({ ok: true });
+    expect(bucket.takeWhole().ok).toBe(false);
+  });
+});
+
 describe("AgentRateLimits", () => {
   it("keeps one bucket per agent", () => {
     const limits = new AgentRateLimits(10, () => 0); // capacity 20

@@ -12,7 +12,8 @@
  */
 export const DEFAULT_BURST_SECONDS = 2;
 
-export type Take = { ok: true } | { ok: false; retryAfterMs: number };
+/** `what` names the limit in a refusal ("rate limit exceeded" when absent). */
+export type Take = { ok: true } | { ok: false; retryAfterMs: number; what?: string };
 
 export class TokenBucket {
   readonly #rate: number;
@@ -34,6 +35,21 @@ export class TokenBucket {
     this.#tokens = Math.min(this.#capacity, this.#tokens + ((t - this.#at) / 1000) * this.#rate);
     this.#at = t;
     if (this.#tokens < 0) return { ok: false, retryAfterMs: Math.ceil((-this.#tokens / this.#rate) * 1000) };
+    this.#tokens -= n;
+    return { ok: true };
+  }
+
+  /**
+   * Takes n only when n tokens are there (no debt): for counts of messages
+   * and targets, where a burst means exactly the capacity.
+   */
+  takeWhole(n = 1): Take {
+    const t = this.#now();
+    this.#tokens = Math.min(this.#capacity, this.#tokens + ((t - this.#at) / 1000) * this.#rate);
+    this.#at = t;
+    if (this.#tokens < n) {
+      return { ok: false, retryAfterMs: Math.ceil(((n - this.#tokens) / this.#rate) * 1000) };
+    }
     this.#tokens -= n;
     return { ok: true };
   }

@@ -8,6 +8,7 @@ import { AgentStream, type IngestDeps } from "./agent-stream.ts";
 import { ingestServiceDefinition, type IngestMessage } from "../decode/raw-batch.ts";
 import { statusError } from "./replies.ts";
 import { status } from "@grpc/grpc-js";
+import { LIMITS_DEFAULTS } from "../../../shared/config/defaults.ts";
 
 export interface IngestServerOptions {
   listen: ListenAddress;
@@ -15,8 +16,29 @@ export interface IngestServerOptions {
   credentials: ServerCredentials | null;
   /** Messages above this are answered in-band with RESOURCE_EXHAUSTED. */
   maxMessageBytes: number;
+  /** Connection limits grpc-js enforces ([limits]); defaults: LIMITS_DEFAULTS. */
+  connections?: Partial<ConnectionLimits>;
   deps: IngestDeps;
 }
+
+/** What grpc-js 1.14's server enforces per connection (src/server.ts reads each of these options). */
+export interface ConnectionLimits {
+  /** grpc.max_concurrent_streams: HTTP/2 streams one connection may have open. */
+  maxStreamsPerConnection: number;
+  /** grpc.max_connection_idle_ms: a connection without streams is closed (GOAWAY) after this. */
+  idleMs: number;
+  /** grpc.max_connection_age_ms: a connection gets GOAWAY after this, ±10 % jitter. */
+  maxAgeMs: number;
+  /** grpc.max_connection_age_grace_ms: ...and is cut this long after the GOAWAY. */
+  ageGraceMs: number;
+}
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  maxStreamsPerConnection: LIMITS_DEFAULTS.maxStreamsPerConnection,
+  idleMs: LIMITS_DEFAULTS.connectionIdleSeconds * 1000,
+  maxAgeMs: LIMITS_DEFAULTS.maxConnectionAgeSeconds * 1000,
+  ageGraceMs: LIMITS_DEFAULTS.connectionAgeGraceSeconds * 1000,
+};
 
 export interface RunningIngestServer {
   readonly port: number;
@@ -42,13 +64,21 @@ function transportLimit(maxMessageBytes: number): number {
 
 /** Ping idle agents every 30 s and drop them after 10 s of silence: a cut WAN link is noticed in under a minute. */
 const KEEPALIVE = { "grpc.keepalive_time_ms": 30_000, "grpc.keepalive_timeout_ms": 10_000 };
+/** setTimeout's longest delay; grpc-js treats it as "never". */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Streams are cut this long after close() began if they have not ended by themselves. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
 export async function startIngestServer(opts: IngestServerOptions): Promise<RunningIngestServer> {
+  const c = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connections };
   const server = new Server({
     "grpc.max_receive_message_length": transportLimit(opts.maxMessageBytes),
     ...KEEPALIVE,
+    "grpc.max_concurrent_streams": c.maxStreamsPerConnection,
+    // grpc-js takes these as 32-bit timer values (its "unlimited" is 2^31 - 1 ms).
+    "grpc.max_connection_idle_ms": Math.min(c.idleMs, MAX_TIMER_MS),
+    "grpc.max_connection_age_ms": Math.min(c.maxAgeMs, MAX_TIMER_MS),
+    "grpc.max_connection_age_grace_ms": Math.min(c.ageGraceMs, MAX_TIMER_MS),
   });
   const open = new Set<AgentStream>();
   let draining = false;
