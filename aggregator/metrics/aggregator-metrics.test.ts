@@ -37,7 +37,7 @@ describe("AggregatorMetrics", () => {
     m.batchLatency.observe(0.004);
     m.batchSize.observe(2);
     m.rejects.inc({ code: "INVALID_ARGUMENT" });
-    m.streamsRefused.inc({ code: "PERMISSION_DENIED" });
+    m.streamsRefused.inc({ code: "PERMISSION_DENIED", reason: "revoked" });
     const text = await m.registry.metrics();
     if (process.env["UPDATE_GOLDEN"] === "1") writeFileSync(GOLDEN, text);
     expect(text).toBe(readFileSync(GOLDEN, "utf8"));

@@ -6,6 +6,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 // The agent's own buckets, so a site-local Prometheus scraping an agent and
 // HQ's scraping the aggregator see the same histogram shape.
 import { LATENCY_BUCKETS_SECONDS } from "../../shared/metrics/latency-buckets.ts";
+import { REFUSALS, REFUSAL_REASONS } from "../ingest/refusals.ts";
+import { statusName } from "../ingest/stream/replies.ts";
 import {
   CounterFamily,
   GaugeFamily,
@@ -127,8 +129,10 @@ export class AggregatorMetrics {
   });
   readonly streamsRefused = new Counter({
     name: "smbfleet_ingest_streams_refused_total",
-    help: "Streams ended by the aggregator with an error status, by gRPC status code name",
-    labelNames: ["code"],
+    help:
+      "Streams ended by the aggregator with an error status, and TLS connections refused before any stream, " +
+      "by gRPC status code name (UNAVAILABLE for a refused connection) and reason",
+    labelNames: ["code", "reason"],
     registers: [this.registry],
   });
 
@@ -136,6 +140,9 @@ export class AggregatorMetrics {
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    // Every reason from the start, at 0: an alert on rate(...{reason="revoked"}) needs the series before the first one.
+    for (const reason of REFUSAL_REASONS)
+      this.streamsRefused.inc({ code: statusName(REFUSALS[reason]), reason }, 0);
   }
 
   /** Folds newly stored results (never duplicates) into smbprobe's four metrics. */

@@ -1,6 +1,6 @@
 // aggregator.toml: listeners, TLS, PostgreSQL, Redis, ingest limits,
 // retention, disabled agents, incident thresholds.
-import { resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { Secret } from "../secret.ts";
 import { AGGREGATOR_DEFAULTS, DATABASE_URL_ENV, REDIS_URL_ENV } from "./defaults.ts";
 import { buildFrom, configOrThrow, loadWith, type BuildContext, type LoadResult } from "./load.ts";
@@ -8,7 +8,7 @@ import type { ProblemSink } from "./problems.ts";
 import { TableReader } from "./reader.ts";
 import type { TomlSource } from "./toml-source.ts";
 import type { AggregatorConfig } from "./types.ts";
-import { isValidName, readExistingFile, readListen } from "./values.ts";
+import { isValidName, readExistingFile, readListen, resolvePath } from "./values.ts";
 import { readServiceUrl } from "./service-url.ts";
 
 /** Loads and validates aggregator.toml; throws ConfigError listing every problem. */
@@ -64,9 +64,17 @@ function buildAggregatorConfig(source: TomlSource, ctx: BuildContext): Aggregato
     const ca = readExistingFile(tls, "ca", ctx.dir, { required: true });
     const cert = readExistingFile(tls, "cert", ctx.dir, { required: true });
     const key = readExistingFile(tls, "key", ctx.dir, { required: true });
+    // Not required to exist: a fleet that never revoked a certificate has no list.
+    const revokedPath = tls.string("revoked", { nonEmpty: true });
     tls.finish();
     if (insecure) ctx.sink.warn("tls", "ignored: [server] insecure = true serves plain text");
-    else if (ca !== undefined && cert !== undefined && key !== undefined) config.tls = { ca, cert, key };
+    else if (ca !== undefined && cert !== undefined && key !== undefined) {
+      const revoked =
+        revokedPath === undefined
+          ? join(dirname(ca), AGGREGATOR_DEFAULTS.revocationListName)
+          : resolvePath(ctx.dir, revokedPath);
+      config.tls = { ca, cert, key, revoked };
+    }
   } else if (!insecure) {
     ctx.sink.error(
       "tls",

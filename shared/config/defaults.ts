@@ -136,6 +136,8 @@ export const AGGREGATOR_DEFAULTS = {
   rollupRetentionDays: 400,
   /** DESIGN.md: a target is failing after 3 consecutive failed runs. */
   consecutiveFailures: 3,
+  /** [tls] revoked defaults to this file beside [tls] ca: where `smbfleet pki` writes it in a PKI directory. */
+  revocationListName: "revoked.json",
 } as const;
 
 export const NOTIFIER_DEFAULTS = {

@@ -103,7 +103,13 @@ export interface AggregatorConfig {
     /** Larger messages are rejected in-band (RESOURCE_EXHAUSTED). */
     maxMessageBytes: number;
   };
-  tls: { ca: string; cert: string; key: string } | null;
+  tls: {
+    ca: string;
+    cert: string;
+    key: string;
+    /** The revocation list (revoked.json); a missing file revokes nothing. */
+    revoked: string;
+  } | null;
   database: { url: Secret; poolSize: number };
   redis: { url: Secret } | null;
   ingest: {

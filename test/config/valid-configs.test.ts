@@ -126,6 +126,8 @@ describe("aggregator config", () => {
       ca: abs("certs/ca.pem"),
       cert: abs("certs/server.pem"),
       key: abs("certs/server-key.pem"),
+      // Not set in the file: revoked.json beside the CA, where `smbfleet pki` writes it.
+      revoked: abs("certs/revoked.json"),
     });
     expect(config.database.url.reveal()).toBe("postgres://smbfleet@127.0.0.1:5432/smbfleet");
     expect(config.database.poolSize).toBe(4);

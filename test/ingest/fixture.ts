@@ -19,7 +19,7 @@ import {
 } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
 import { silentLogger } from "../../shared/logger.ts";
 import { Secret } from "../../shared/secret.ts";
-import { clientCredentials, serverCredentials } from "../../shared/tls/credentials.ts";
+import { clientCredentials } from "../../shared/tls/credentials.ts";
 import { loadTlsFiles } from "../../shared/tls/files.ts";
 import { initCa, issueAgent, issueServer } from "../../shared/tls/pki.ts";
 import { closeDatabase, connectDatabase, type Db } from "../../aggregator/db/connect.ts";
@@ -31,6 +31,8 @@ import { AgentRateLimits } from "../../aggregator/ingest/stream/rate-limit.ts";
 import { startIngestServer, type RunningIngestServer } from "../../aggregator/ingest/stream/server.ts";
 import { TargetCache } from "../../aggregator/ingest/store/targets.ts";
 import { BatchPool } from "../../aggregator/ingest/store/batch-pool.ts";
+import { RevocationWatch } from "../../aggregator/ingest/admission/revocation-watch.ts";
+import { recordPaths } from "../../shared/tls/records.ts";
 
 /** Batch connections of a test ingest server, as [database] pool_size. */
 const BATCH_CONNECTIONS = 4;
@@ -40,6 +42,12 @@ export const STREAM_PATH = "/smbfleet.v1.Ingest/Stream";
 
 export interface FixtureOptions {
   tls?: boolean;
+  /**
+   * Enforce the PKI directory's revoked.json, polled this often (tls only).
+   * Off by default: open() re-issues an agent's certificate each time, which
+   * revokes the one before.
+   */
+  revocationPollMs?: number;
   settings?: Partial<IngestSettings>;
   ratePerSecond?: number;
 }
@@ -51,6 +59,8 @@ export interface IngestFixture {
   metrics: AggregatorMetrics;
   /** PKI dir (tls only): ca.pem, server.pem, agents/<agent>.pem … */
   pkiDir: string | null;
+  /** The revocation list in force (with revocationPollMs). */
+  revocations: RevocationWatch | null;
   /** Opens a stream as `agent` of `site` (its certificate under tls). */
   open(agent: string, site: string, opts?: { creds?: ChannelCredentials }): Promise<TestStream>;
   close(): Promise<void>;
@@ -83,16 +93,26 @@ export async function startIngestOn(url: string, opts: FixtureOptions = {}): Pro
   const tls = opts.tls === true;
   const settings: IngestSettings = { ...DEFAULT_TEST_SETTINGS, insecure: !tls, ...opts.settings };
   let pkiDir: string | null = null;
-  let serverCreds = null;
+  let serverTls = null;
+  let revocations: RevocationWatch | null = null;
   if (tls) {
     pkiDir = mkdtempSync(join(tmpdir(), "smbfleet-pki-"));
     await initCa(pkiDir);
-    const files = await issueServer(pkiDir, { dns: ["localhost"], ip: ["127.0.0.1"] });
-    serverCreds = serverCredentials(await loadTlsFiles(files));
+    const files = await loadTlsFiles(await issueServer(pkiDir, { dns: ["localhost"], ip: ["127.0.0.1"] }));
+    serverTls = { ca: files.ca, cert: files.cert, key: files.key };
+    if (opts.revocationPollMs !== undefined) {
+      // The PKI directory's own list, as an aggregator reading it directly would.
+      revocations = await RevocationWatch.start(
+        recordPaths(pkiDir).revoked,
+        silentLogger(),
+        opts.revocationPollMs,
+      );
+    }
   }
   const server = await startIngestServer({
     listen: { host: "127.0.0.1", port: 0 },
-    credentials: serverCreds,
+    tls: serverTls,
+    revocations,
     maxMessageBytes: settings.maxMessageBytes,
     deps: {
       sql,
@@ -113,6 +133,7 @@ export async function startIngestOn(url: string, opts: FixtureOptions = {}): Pro
     server,
     metrics,
     pkiDir,
+    revocations,
     async open(agent, site, o = {}) {
       let creds = o.creds;
       if (creds === undefined) {
@@ -129,6 +150,7 @@ export async function startIngestOn(url: string, opts: FixtureOptions = {}): Pro
     async close() {
       for (const c of clients) c.close();
       await server.close(2_000);
+      await revocations?.stop();
       await Promise.all([closeDatabase(sql), closeDatabase(batchSql)]);
       if (pkiDir !== null) rmSync(pkiDir, { recursive: true, force: true });
     },

@@ -15,10 +15,11 @@ import type { AggregatorMessage, Heartbeat, Hello } from "../../../shared/gen/sm
 import { errorMessage } from "../../../shared/errors.ts";
 import type { Decoded } from "../../../shared/grpc/service.ts";
 import type { Logger } from "../../../shared/logger.ts";
-import { checkPeerIdentity } from "../../../shared/tls/identity.ts";
 import { fleetNameProblem } from "../../../shared/tls/names.ts";
 import type { Db } from "../../db/connect.ts";
 import type { AggregatorMetrics } from "../../metrics/aggregator-metrics.ts";
+import { admitCall, type Admission } from "../admission/admit.ts";
+import type { RefusalReason } from "../refusals.ts";
 import { markDisconnected, openAgent, recordHeartbeat, type Identity } from "../store/agents.ts";
 import { notifyObservers, type PostCommitObserver } from "../observers.ts";
 import { BatchOrder } from "./batch-order.ts";
@@ -105,12 +106,16 @@ export class AgentStream {
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
   }
 
-  start(): void {
+  /**
+   * Starts reading. `admission` is who the client certificate says this is
+   * (admission/admit.ts, decided by the server before Hello); unused in
+   * insecure mode, where Hello names the agent.
+   */
+  start(admission: Admission = admitCall(this.#call)): void {
     if (!this.#deps.settings.insecure) {
-      const check = checkPeerIdentity(this.#call);
-      if (!check.ok) return this.#end(status.UNAUTHENTICATED, check.reason);
-      this.#identity = check.identity;
-      this.#log = this.#log.child({ site: check.identity.site, agent: check.identity.agent });
+      if (!admission.ok) return this.#end(admission.code, admission.details, admission.reason);
+      this.#identity = admission.identity;
+      this.#log = this.#log.child({ site: admission.identity.site, agent: admission.identity.agent });
     }
     this.#call.on("data", (message: Decoded<IngestMessage>) => {
       if (this.#closed) return;
@@ -132,8 +137,13 @@ export class AgentStream {
     this.#queue.length = 0;
     this.#call.pause();
     await this.#processing;
-    this.#end(status.UNAVAILABLE, "aggregator shutting down; reconnect");
+    this.#end(status.UNAVAILABLE, "aggregator shutting down; reconnect", "shutdown");
     await this.done;
+  }
+
+  /** Ends the stream from outside (its certificate was revoked while it was open). */
+  end(code: StatusCode, details: string, reason: RefusalReason): void {
+    this.#end(code, details, reason);
   }
 
   #pump(): void {
@@ -160,7 +170,7 @@ export class AgentStream {
           else await this.#handle(next.message, next.receivedAt);
         } catch (err) {
           this.#log.error({ err }, "ingest handler failed");
-          this.#end(status.INTERNAL, `aggregator error: ${errorMessage(err)}`);
+          this.#end(status.INTERNAL, `aggregator error: ${errorMessage(err)}`, "internal");
         }
       }
       if (this.#halfClosed && !this.#closed && this.#queue.length === 0) {
@@ -177,7 +187,11 @@ export class AgentStream {
   async #handle(decoded: Decoded<IngestMessage>, receivedAt: number): Promise<void> {
     if (this.#connectedAt === null) {
       if (!decoded.ok || decoded.message.case !== "hello") {
-        return this.#end(status.FAILED_PRECONDITION, "the first message on a stream must be Hello");
+        return this.#end(
+          status.FAILED_PRECONDITION,
+          "the first message on a stream must be Hello",
+          "no_hello",
+        );
       }
       return this.#hello(decoded.message.value);
     }
@@ -205,7 +219,7 @@ export class AgentStream {
     if (id === null) {
       // Insecure mode: nothing better than the claim.
       const problem = fleetNameProblem("site", hello.site) ?? fleetNameProblem("agent", hello.agentId);
-      if (problem !== null) return this.#end(status.INVALID_ARGUMENT, `Hello: ${problem}`);
+      if (problem !== null) return this.#end(status.INVALID_ARGUMENT, `Hello: ${problem}`, "bad_hello");
       id = { site: hello.site, agent: hello.agentId };
       this.#identity = id;
       this.#log = this.#log.child({ site: id.site, agent: id.agent });
@@ -213,17 +227,20 @@ export class AgentStream {
       return this.#end(
         status.PERMISSION_DENIED,
         `Hello claims site ${JSON.stringify(hello.site)} but the certificate is for site ${JSON.stringify(id.site)}`,
+        "site_mismatch",
       );
     } else if (hello.agentId !== "" && hello.agentId !== id.agent) {
       return this.#end(
         status.PERMISSION_DENIED,
         `Hello claims agent ${JSON.stringify(hello.agentId)} but the certificate is for agent ${JSON.stringify(id.agent)}`,
+        "agent_mismatch",
       );
     }
     if (settings.disabledAgents.has(id.agent)) {
       return this.#end(
         status.PERMISSION_DENIED,
         `agent ${id.agent} is revoked (disabled in the aggregator config)`,
+        "disabled",
       );
     }
     const announced: ValidTarget[] = [];
@@ -243,9 +260,13 @@ export class AgentStream {
         announced,
       );
     } catch (err) {
-      return this.#end(status.UNAVAILABLE, `database unavailable: ${errorMessage(err)}`);
+      return this.#end(
+        status.UNAVAILABLE,
+        `database unavailable: ${errorMessage(err)}`,
+        "database_unavailable",
+      );
     }
-    if (!opened.ok) return this.#end(status.PERMISSION_DENIED, opened.reason);
+    if (!opened.ok) return this.#end(status.PERMISSION_DENIED, opened.reason, opened.why);
     this.#connectedAt = opened.connectedAt;
     const m = this.#deps.metrics;
     m.agentsConnected.inc({ site: id.site });
@@ -283,7 +304,7 @@ export class AgentStream {
     if (admitted.length === 0) return;
     const deps = { ...this.#deps, log: this.#log, reader: this.#reader };
     const out = await storeGroup(deps, this.#identity!, admitted, held, this.#columns.buffer, nowMs);
-    if (!out.ok) return this.#end(out.code, out.details);
+    if (!out.ok) return this.#end(out.code, out.details, out.reason);
     for (const reply of out.replies) this.#send(reply);
     notifyObservers(this.#deps.observers, out.committed, this.#log);
   }
@@ -331,7 +352,8 @@ export class AgentStream {
         backlog: hb.backlog,
         dropped: hb.dropped,
       });
-      if (!stillEnabled) this.#end(status.PERMISSION_DENIED, `agent ${id.agent} is disabled (revoked)`);
+      if (!stillEnabled)
+        this.#end(status.PERMISSION_DENIED, `agent ${id.agent} is disabled (revoked)`, "disabled");
     } catch (err) {
       // The next batch will meet the same database and end the stream if it is down.
       this.#log.warn({ err: errorMessage(err) }, "heartbeat not recorded");
@@ -376,15 +398,15 @@ export class AgentStream {
     else if (!this.#closed) this.#call.write(message);
   }
 
-  /** Ends the stream with an error status and stops reading. */
-  #end(code: StatusCode, details: string): void {
+  /** Ends the stream with an error status and stops reading; `reason` labels the refusal metric (refusals.ts). */
+  #end(code: StatusCode, details: string, reason: RefusalReason = "other"): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#queue.length = 0;
     const name = statusName(code);
     const log = code === status.UNAVAILABLE ? this.#log.info.bind(this.#log) : this.#log.warn.bind(this.#log);
-    log({ status: name, reason: details }, "stream ended");
-    this.#deps.metrics.streamsRefused.inc({ code: name });
+    log({ status: name, refusal: reason, reason: details }, "stream ended");
+    this.#deps.metrics.streamsRefused.inc({ code: name, reason });
     this.#call.emit("error", statusError(code, details));
     this.#finish();
   }
