@@ -8,7 +8,14 @@ import type { ProblemSink } from "./problems.ts";
 import { TableReader } from "./reader.ts";
 import type { TomlSource } from "./toml-source.ts";
 import type { AggregatorConfig } from "./types.ts";
-import { isValidName, readExistingFile, readListen, resolvePath } from "./values.ts";
+import {
+  formatListen,
+  isLoopbackHost,
+  isValidName,
+  readExistingFile,
+  readListen,
+  resolvePath,
+} from "./values.ts";
 import { readServiceUrl } from "./service-url.ts";
 
 /** Loads and validates aggregator.toml; throws ConfigError listing every problem. */
@@ -33,10 +40,20 @@ function buildAggregatorConfig(source: TomlSource, ctx: BuildContext): Aggregato
   const root = new TableReader(ctx.sink, "", source.table);
   const server = root.table("server") ?? new TableReader(ctx.sink, "server", {});
   const insecure = server.boolean("insecure") ?? false;
+  const errorsBefore = ctx.sink.errorCount;
+  const grpcListen = readListen(server, "grpc_listen", d.grpcListen);
+  if (insecure && ctx.sink.errorCount === errorsBefore && !isLoopbackHost(grpcListen.host)) {
+    // As the agent's [aggregator] insecure, but an error: a listener is reachable by anyone on its network.
+    server.error(
+      "insecure",
+      `requires a loopback grpc_listen (127.0.0.0/8, ::1 or localhost), not ${JSON.stringify(formatListen(grpcListen))}: ` +
+        "plain-text gRPC is for loopback demos; use [tls] otherwise",
+    );
+  }
   const config: AggregatorConfig = {
     file: resolve(ctx.file),
     server: {
-      grpcListen: readListen(server, "grpc_listen", d.grpcListen),
+      grpcListen,
       httpListen: readListen(server, "http_listen", d.httpListen),
       insecure,
       maxMessageBytes:

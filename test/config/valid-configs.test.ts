@@ -155,7 +155,7 @@ describe("aggregator config", () => {
     const minimal = loadAggregatorConfig(join(DIR, "aggregator-minimal.toml"), env);
     expect(minimal.tls).toBeNull();
     expect(minimal.server.insecure).toBe(true);
-    expect(minimal.server.grpcListen).toEqual({ host: "0.0.0.0", port: 9740 });
+    expect(minimal.server.grpcListen).toEqual({ host: "::1", port: 9740 });
     expect(minimal.server.maxMessageBytes).toBe(AGGREGATOR_DEFAULTS.maxMessageBytes);
     expect(minimal.retention).toEqual({ rawDays: 30, rollupDays: 400 });
     expect(minimal.incidents.consecutiveFailures).toBe(3);
