@@ -193,6 +193,7 @@ export async function runAggregator(
     http = await startHttpServer({
       listen: config.server.httpListen,
       registry: metrics.registry,
+      auth: config.httpAuth,
       logger,
       readiness: [
         {

@@ -1,5 +1,5 @@
 // aggregator.toml: listeners, TLS, PostgreSQL, Redis, ingest limits,
-// retention, disabled agents, incident thresholds.
+// retention, disabled agents, incident thresholds, HTTP auth.
 import { dirname, join, resolve } from "node:path";
 import { Secret } from "../secret.ts";
 import { AGGREGATOR_DEFAULTS, DATABASE_URL_ENV, REDIS_URL_ENV } from "./defaults.ts";
@@ -17,6 +17,7 @@ import {
   resolvePath,
 } from "./values.ts";
 import { readServiceUrl } from "./service-url.ts";
+import { readHttpAuth } from "./http-auth.ts";
 
 /** Loads and validates aggregator.toml; throws ConfigError listing every problem. */
 export function loadAggregatorConfig(file: string, env: NodeJS.ProcessEnv): AggregatorConfig {
@@ -72,6 +73,7 @@ function buildAggregatorConfig(source: TomlSource, ctx: BuildContext): Aggregato
     retention: { rawDays: d.rawRetentionDays, rollupDays: d.rollupRetentionDays },
     agents: { disabled: [] },
     incidents: { consecutiveFailures: d.consecutiveFailures },
+    httpAuth: null,
     warnings: [],
   };
   server.finish();
@@ -151,6 +153,8 @@ function buildAggregatorConfig(source: TomlSource, ctx: BuildContext): Aggregato
       config.incidents.consecutiveFailures;
     incidents.finish();
   }
+
+  config.httpAuth = readHttpAuth(root, ctx.env);
   root.finish();
   return config;
 }

@@ -92,6 +92,15 @@ export interface AgentConfig {
   warnings: ConfigProblem[];
 }
 
+/**
+ * Who may read a role's HTTP endpoints ([http_auth], shared/config/http-auth.ts):
+ * either a bearer token or basic auth, or both; everything but /healthz asks.
+ */
+export interface HttpAuth {
+  bearerToken: Secret | null;
+  basic: { user: string; password: Secret } | null;
+}
+
 /** aggregator.toml, loaded by shared/config/aggregator.ts. */
 export interface AggregatorConfig {
   file: string;
@@ -135,6 +144,8 @@ export interface AggregatorConfig {
   incidents: {
     consecutiveFailures: number;
   };
+  /** null: the HTTP endpoints answer anyone who can reach http_listen. */
+  httpAuth: HttpAuth | null;
   warnings: ConfigProblem[];
 }
 
