@@ -88,6 +88,8 @@ export interface AgentConfig {
   agent: AgentSection;
   aggregator: AggregatorSection | null;
   probes: ProbeTarget[];
+  /** [http_auth]: credentials for /metrics and /readyz; null (or absent) = none. */
+  httpAuth?: HttpAuth | null;
   /** Warnings found while loading (the config is still usable). */
   warnings: ConfigProblem[];
 }

@@ -93,6 +93,11 @@ describe("agent config", () => {
   it("fills every default for a minimal config", () => {
     const config = loadAgentConfig(join(DIR, "agent-minimal.toml"), { PROBE_PASSWORD: "pw" });
     expect(config.aggregator).toBeNull();
+    expect(config.httpAuth).toBeNull();
+    const env = { PROBE_PASSWORD: "pw", SMBFLEET_HTTP_TOKEN: "agent-scrape-token-0123" };
+    expect(loadAgentConfig(join(DIR, "agent-minimal.toml"), env).httpAuth?.bearerToken?.reveal()).toBe(
+      env.SMBFLEET_HTTP_TOKEN,
+    );
     expect(config.agent).toEqual({
       site: null,
       id: null,
