@@ -141,4 +141,13 @@ describe("revocation by certificate", () => {
       'smbfleet_ingest_streams_refused_total{code="UNAUTHENTICATED",reason="no_client_certificate"} 0',
     );
   });
+
+  it("still ends open TLS streams with a status on SIGTERM, and exits 0", async () => {
+    await pki("issue-agent", "--dir", fleet.pki.dir, "--site", "paris", "--agent", "paris-02");
+    const s = await open(keep("paris-02", "p2"));
+    hello(s, "paris-02");
+    expect((await s.next()).kind.case).toBe("welcome");
+    expect(await agg.stop()).toBe(0);
+    expect((await s.status).details).toBe("aggregator shutting down; reconnect");
+  });
 });

@@ -133,10 +133,13 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Runn
       );
       const drained = Promise.all([...open].map((s) => s.drain())).then(() => "drained" as const);
       // A batch stuck on a dead database must not hold shutdown: cut what is left.
-      if ((await Promise.race([drained, graceOver])) === "late") server.forceShutdown();
+      if ((await Promise.race([drained, graceOver])) === "late") {
+        server.forceShutdown();
+        listener?.destroyAll();
+      }
       clearTimeout(timer);
+      // Not destroyed after a graceful stop: a socket cut now could lose the status just written.
       await stopped;
-      listener?.destroyAll();
     },
   };
 }
