@@ -128,6 +128,7 @@ export async function startAgentRuntime(opts: AgentRuntimeOptions): Promise<Agen
       listen: config.agent.httpListen,
       registry: metrics.registry,
       readiness: [firstRuns, ...started.flatMap((c) => (c.readiness ? [c.readiness] : []))],
+      auth: config.httpAuth ?? null,
       logger,
     });
   } catch (err) {

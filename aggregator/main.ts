@@ -13,8 +13,8 @@ import type { AggregatorConfig } from "../shared/config/types.ts";
 import { SmbfleetError, errorMessage, isSmbfleetError } from "../shared/errors.ts";
 import { startHttpServer, type RunningHttpServer } from "../shared/http/server.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
-import { serverCredentials } from "../shared/tls/credentials.ts";
 import { loadTlsFiles } from "../shared/tls/files.ts";
+import { RevocationWatch } from "./ingest/admission/revocation-watch.ts";
 import { BatchPool } from "./ingest/store/batch-pool.ts";
 import { closeDatabase, connectDatabase, MAINTENANCE_STATEMENT_TIMEOUT_MS, type Db } from "./db/connect.ts";
 import { maintenanceIntervalFromEnv, startMaintenance, type Maintenance } from "./db/maintenance.ts";
@@ -137,15 +137,20 @@ export async function runAggregator(
   let grpc: RunningIngestServer | null = null;
   let http: RunningHttpServer | null = null;
   let maintenance: Maintenance | null = null;
+  let revocations: RevocationWatch | null = null;
   const stop = async (): Promise<void> => {
     await grpc?.close();
+    await revocations?.stop();
     await http?.close();
     await maintenance?.stop();
     await Promise.all([closeDatabase(sql), closeDatabase(batchSql), closeTxPool(maintenancePool)]);
   };
 
   try {
-    const credentials = config.server.insecure ? null : serverCredentials(await tlsFiles(config, logger));
+    const tls = config.server.insecure ? null : await tlsFiles(config, logger);
+    if (config.tls !== null && tls !== null) {
+      revocations = await RevocationWatch.start(config.tls.revoked, logger);
+    }
     await migrateWithRetry(sql, logger, signal);
     maintenance = startMaintenance(maintenancePool, logger, {
       rawDays: config.retention.rawDays,
@@ -162,7 +167,8 @@ export async function runAggregator(
     });
     grpc = await startIngestServer({
       listen: config.server.grpcListen,
-      credentials,
+      tls: tls === null ? null : { ca: tls.ca, cert: tls.cert, key: tls.key },
+      revocations,
       maxMessageBytes: config.server.maxMessageBytes,
       connections: {
         maxStreamsPerConnection: l.maxStreamsPerConnection,
@@ -207,6 +213,7 @@ export async function runAggregator(
       listen: config.server.httpListen,
       registry: metrics.registry,
       render: () => metrics.render(),
+      auth: config.httpAuth,
       logger,
       readiness: [
         {

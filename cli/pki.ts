@@ -1,11 +1,13 @@
-// `smbfleet pki init | issue-server | issue-agent`: the operator's way to the
-// files that shared/tls/pki.ts writes. Bad input (unknown option, invalid
+// `smbfleet pki init | issue-server | issue-agent | revoke`: the operator's way
+// to the files that shared/tls/pki.ts and revoke.ts write. Bad input (unknown option, invalid
 // name, unparsable --days) exits 2 and writes nothing; a refusal to overwrite
 // or a missing CA exits 1.
 import { parseArgs } from "node:util";
 import { SmbfleetError, errorMessage, isSmbfleetError } from "../shared/errors.ts";
 import { dnsNameProblem, fleetNameProblem, identityUri, ipAddressProblem } from "../shared/tls/names.ts";
+import { normalizeSerial, normalizeSha256, type RevokedCertificate } from "../shared/tls/revocation.ts";
 import { PKI_DEFAULTS, initCa, issueAgent, issueServer, type IssueOptions } from "../shared/tls/pki.ts";
+import { revokeCertificates, type RevokeSelector } from "../shared/tls/revoke.ts";
 import type { CommandIo } from "../shared/command-io.ts";
 
 export const PKI_USAGE = `usage: smbfleet pki <subcommand> --dir D [options]
@@ -16,7 +18,13 @@ export const PKI_USAGE = `usage: smbfleet pki <subcommand> --dir D [options]
                 the aggregator's certificate: D/server.pem and D/server-key.pem (0600),
                 with a subject alternative name for every --dns and --ip
   issue-agent   --dir D --site S --agent A [--days N] [--force]
-                an agent's certificate: D/agents/A.pem and D/agents/A-key.pem (0600)
+                an agent's certificate: D/agents/A.pem and D/agents/A-key.pem (0600),
+                recorded in D/issued.jsonl; with --force the certificate it replaces
+                is revoked (added to D/revoked.json as superseded)
+  revoke        --dir D (--agent A [--all] | --serial S | --fingerprint F)
+                add to D/revoked.json the agent's current certificate (D/agents/A.pem),
+                with --all every certificate ever issued to it, or the certificate with
+                that serial or SHA-256 fingerprint (hex, colons allowed)
 
 Keys are ECDSA P-256. Certificates are valid ${PKI_DEFAULTS.caDays} days (CA) or ${PKI_DEFAULTS.leafDays} days (others)
 unless --days says otherwise. Existing files are never replaced without --force.
@@ -26,6 +34,9 @@ URI urn:smbfleet:site:S:agent:A. The URI is what the aggregator trusts. Site and
 names are 1-63 characters of a-z, 0-9, '-', '_' and '.', starting with a letter or digit.
 
 D/ca-key.pem is needed only to issue certificates: keep it off the aggregator and the agents.
+The aggregator reads D/revoked.json (or the copy its [tls] revoked names) and re-reads it
+when it changes: a revoked certificate is refused at connect and its open streams end
+within seconds.
 `;
 
 const OPTIONS = {
@@ -36,6 +47,9 @@ const OPTIONS = {
   ip: { type: "string", multiple: true },
   site: { type: "string" },
   agent: { type: "string" },
+  all: { type: "boolean" },
+  serial: { type: "string" },
+  fingerprint: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -46,6 +60,7 @@ const ALLOWED: Record<string, readonly (keyof Values)[]> = {
   init: ["dir", "days", "force"],
   "issue-server": ["dir", "days", "force", "dns", "ip"],
   "issue-agent": ["dir", "days", "force", "site", "agent"],
+  revoke: ["dir", "agent", "all", "serial", "fingerprint"],
 };
 
 function usageError(message: string): SmbfleetError {
@@ -106,10 +121,61 @@ async function agent(values: Values, io: CommandIo): Promise<void> {
   const files = await issueAgent(dir, { ...opts, ...identity });
   io.stdout(
     `wrote ${files.cert} (agent ${identity.agent} of site ${identity.site}, ${identityUri(identity)}, ` +
-      `valid until ${day(files.notAfter)}${limit(files)})\n`,
+      `valid until ${day(files.notAfter)}${limit(files)}; serial ${files.serial}, sha256 ${files.sha256})\n`,
   );
   io.stdout(`wrote ${files.key} (private key, mode 0600)\n`);
+  if (files.superseded !== null) {
+    io.stdout(
+      `revoked ${describe(files.superseded)} (superseded) in ${files.revocationList}: ${REACHES_AGGREGATOR}\n`,
+    );
+  }
   io.stdout(`the agent's [aggregator] needs: ca = ${files.ca}, cert = ${files.cert}, key = ${files.key}\n`);
+}
+
+const REACHES_AGGREGATOR =
+  "an aggregator whose [tls] revoked is this file (or a copy) refuses what it lists within seconds";
+
+function describe(c: RevokedCertificate): string {
+  const who = c.agent === null ? "" : ` (agent ${c.agent}${c.site === null ? "" : ` of site ${c.site}`})`;
+  const id = [
+    c.serial === null ? null : `serial ${c.serial}`,
+    c.sha256 === null ? null : `sha256 ${c.sha256}`,
+  ];
+  return `certificate ${id.filter((p) => p !== null).join(", ")}${who}`;
+}
+
+async function revoke(values: Values, io: CommandIo): Promise<void> {
+  const { dir } = commonOptions("revoke", values);
+  const chosen = [values.agent, values.serial, values.fingerprint].filter((v) => v !== undefined);
+  if (chosen.length !== 1) throw usageError("give exactly one of --agent A, --serial S, --fingerprint F");
+  if (values.all === true && values.agent === undefined) throw usageError("--all goes with --agent");
+  let selector: RevokeSelector;
+  if (values.agent !== undefined) {
+    const problem = fleetNameProblem("agent", values.agent);
+    if (problem !== null) throw usageError(problem);
+    selector = { agent: values.agent, all: values.all === true };
+  } else if (values.serial !== undefined) {
+    if (normalizeSerial(values.serial) === null)
+      throw usageError(`--serial ${JSON.stringify(values.serial)}: not a hexadecimal serial`);
+    selector = { serial: values.serial };
+  } else {
+    const fingerprint = values.fingerprint ?? "";
+    if (normalizeSha256(fingerprint) === null)
+      throw usageError(
+        `--fingerprint ${JSON.stringify(fingerprint)}: not a SHA-256 fingerprint (64 hex digits)`,
+      );
+    selector = { sha256: fingerprint };
+  }
+  const outcome = await revokeCertificates(dir, selector);
+  for (const r of outcome.revocations) {
+    io.stdout(
+      r.already ? `already revoked: ${describe(r.certificate)}\n` : `revoked ${describe(r.certificate)}\n`,
+    );
+  }
+  if (outcome.unindexed) io.stdout("(not in issued.jsonl: listed by what was given)\n");
+  io.stdout(
+    `${outcome.file} lists ${outcome.listed} certificate${outcome.listed === 1 ? "" : "s"}; ${REACHES_AGGREGATOR}\n`,
+  );
 }
 
 function limit(files: { limitedByCa: boolean }): string {
@@ -120,6 +186,7 @@ const SUBCOMMANDS: Record<string, (values: Values, io: CommandIo) => Promise<voi
   init,
   "issue-server": server,
   "issue-agent": agent,
+  revoke,
 };
 
 export async function run(

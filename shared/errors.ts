@@ -16,6 +16,7 @@ export type ErrorCode =
   | "PKI_FAILED"
   | "PKI_EXISTS"
   | "TLS_INVALID"
+  | "REVOCATION_INVALID"
   | "USAGE";
 
 export class SmbfleetError extends Error {

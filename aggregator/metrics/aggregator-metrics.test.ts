@@ -37,7 +37,7 @@ describe("AggregatorMetrics", () => {
     m.batchLatency.observe(0.004);
     m.batchSize.observe(2);
     m.rejects.inc({ code: "INVALID_ARGUMENT" });
-    m.streamsRefused.inc({ code: "PERMISSION_DENIED" });
+    m.streamsRefused.inc({ code: "PERMISSION_DENIED", reason: "revoked" });
     m.limited.inc({ limit: "max_streams_per_agent" });
     m.helloTargetsIgnored.inc({ reason: "invalid" });
     m.logLinesSuppressed.inc(3);

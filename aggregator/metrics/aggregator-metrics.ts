@@ -12,6 +12,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 // HQ's scraping the aggregator see the same histogram shape.
 import { LATENCY_BUCKETS_SECONDS } from "../../shared/metrics/latency-buckets.ts";
 import { LIMITS_DEFAULTS } from "../../shared/config/defaults.ts";
+import { REFUSALS, REFUSAL_REASONS } from "../ingest/refusals.ts";
+import { statusName } from "../ingest/stream/replies.ts";
 import { RenderBudget } from "./render-budget.ts";
 import {
   CounterFamily,
@@ -157,8 +159,10 @@ export class AggregatorMetrics {
   });
   readonly streamsRefused = new Counter({
     name: "smbfleet_ingest_streams_refused_total",
-    help: "Streams ended by the aggregator with an error status, by gRPC status code name",
-    labelNames: ["code"],
+    help:
+      "Streams ended by the aggregator with an error status, and TLS connections refused before any stream, " +
+      "by gRPC status code name (UNAVAILABLE for a refused connection) and reason",
+    labelNames: ["code", "reason"],
     registers: [this.registry],
   });
 
@@ -206,6 +210,9 @@ export class AggregatorMetrics {
       opts.maxRenderBytes ?? LIMITS_DEFAULTS.maxMetricsBytes,
       opts.maxRenderBytesPerAgent ?? LIMITS_DEFAULTS.maxMetricsBytesPerAgent,
     );
+    // Every reason from the start, at 0: an alert on rate(...{reason="revoked"}) needs the series before the first one.
+    for (const reason of REFUSAL_REASONS)
+      this.streamsRefused.inc({ code: statusName(REFUSALS[reason]), reason }, 0);
   }
 
   /**

@@ -7,6 +7,7 @@ import { checkDuplicateTargets, readProbe } from "./probes.ts";
 import type { ProblemSink } from "./problems.ts";
 import { TableReader } from "./reader.ts";
 import { SecretResolver } from "./secrets.ts";
+import { readHttpAuth } from "./http-auth.ts";
 import type { TomlSource } from "./toml-source.ts";
 import type { AgentConfig, AgentSection, AggregatorSection, ProbeTarget } from "./types.ts";
 import {
@@ -79,8 +80,9 @@ function buildAgentConfig(source: TomlSource, ctx: BuildContext): AgentConfig {
       "[[notifications]] belong in the notifier's config (notifier.toml) and are ignored here",
     );
   }
+  const httpAuth = readHttpAuth(root, ctx.env);
   root.finish();
-  return { file: resolve(ctx.file), agent, aggregator, probes, warnings: [] };
+  return { file: resolve(ctx.file), agent, aggregator, probes, httpAuth, warnings: [] };
 }
 
 function readAgentSection(r: TableReader | undefined, ctx: BuildContext): AgentSection {

@@ -1,6 +1,7 @@
 // aggregator.toml: listeners, TLS, PostgreSQL, Redis, ingest limits, what
-// one agent may cost ([limits]), retention, disabled agents, incident thresholds.
-import { resolve } from "node:path";
+// one agent may cost ([limits]), retention, disabled agents, incident
+// thresholds, HTTP auth.
+import { dirname, join, resolve } from "node:path";
 import { Secret } from "../secret.ts";
 import { AGGREGATOR_DEFAULTS, DATABASE_URL_ENV, LIMITS_DEFAULTS, REDIS_URL_ENV } from "./defaults.ts";
 import { buildFrom, configOrThrow, loadWith, type BuildContext, type LoadResult } from "./load.ts";
@@ -8,8 +9,16 @@ import type { ProblemSink } from "./problems.ts";
 import { TableReader } from "./reader.ts";
 import type { TomlSource } from "./toml-source.ts";
 import type { AggregatorConfig } from "./types.ts";
-import { isValidName, readExistingFile, readListen } from "./values.ts";
+import {
+  formatListen,
+  isLoopbackHost,
+  isValidName,
+  readExistingFile,
+  readListen,
+  resolvePath,
+} from "./values.ts";
 import { readServiceUrl } from "./service-url.ts";
+import { readHttpAuth } from "./http-auth.ts";
 
 /** Loads and validates aggregator.toml; throws ConfigError listing every problem. */
 export function loadAggregatorConfig(file: string, env: NodeJS.ProcessEnv): AggregatorConfig {
@@ -33,10 +42,20 @@ function buildAggregatorConfig(source: TomlSource, ctx: BuildContext): Aggregato
   const root = new TableReader(ctx.sink, "", source.table);
   const server = root.table("server") ?? new TableReader(ctx.sink, "server", {});
   const insecure = server.boolean("insecure") ?? false;
+  const errorsBefore = ctx.sink.errorCount;
+  const grpcListen = readListen(server, "grpc_listen", d.grpcListen);
+  if (insecure && ctx.sink.errorCount === errorsBefore && !isLoopbackHost(grpcListen.host)) {
+    // As the agent's [aggregator] insecure, but an error: a listener is reachable by anyone on its network.
+    server.error(
+      "insecure",
+      `requires a loopback grpc_listen (127.0.0.0/8, ::1 or localhost), not ${JSON.stringify(formatListen(grpcListen))}: ` +
+        "plain-text gRPC is for loopback demos; use [tls] otherwise",
+    );
+  }
   const config: AggregatorConfig = {
     file: resolve(ctx.file),
     server: {
-      grpcListen: readListen(server, "grpc_listen", d.grpcListen),
+      grpcListen,
       httpListen: readListen(server, "http_listen", d.httpListen),
       insecure,
       maxMessageBytes:
@@ -56,6 +75,7 @@ function buildAggregatorConfig(source: TomlSource, ctx: BuildContext): Aggregato
     retention: { rawDays: d.rawRetentionDays, rollupDays: d.rollupRetentionDays },
     agents: { disabled: [] },
     incidents: { consecutiveFailures: d.consecutiveFailures },
+    httpAuth: null,
     warnings: [],
   };
   server.finish();
@@ -65,9 +85,17 @@ function buildAggregatorConfig(source: TomlSource, ctx: BuildContext): Aggregato
     const ca = readExistingFile(tls, "ca", ctx.dir, { required: true });
     const cert = readExistingFile(tls, "cert", ctx.dir, { required: true });
     const key = readExistingFile(tls, "key", ctx.dir, { required: true });
+    // Not required to exist: a fleet that never revoked a certificate has no list.
+    const revokedPath = tls.string("revoked", { nonEmpty: true });
     tls.finish();
     if (insecure) ctx.sink.warn("tls", "ignored: [server] insecure = true serves plain text");
-    else if (ca !== undefined && cert !== undefined && key !== undefined) config.tls = { ca, cert, key };
+    else if (ca !== undefined && cert !== undefined && key !== undefined) {
+      const revoked =
+        revokedPath === undefined
+          ? join(dirname(ca), AGGREGATOR_DEFAULTS.revocationListName)
+          : resolvePath(ctx.dir, revokedPath);
+      config.tls = { ca, cert, key, revoked };
+    }
   } else if (!insecure) {
     ctx.sink.error(
       "tls",
@@ -133,6 +161,8 @@ function buildAggregatorConfig(source: TomlSource, ctx: BuildContext): Aggregato
       config.incidents.consecutiveFailures;
     incidents.finish();
   }
+
+  config.httpAuth = readHttpAuth(root, ctx.env);
   root.finish();
   return config;
 }

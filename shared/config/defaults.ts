@@ -105,6 +105,11 @@ export const DEFAULT_SECRETS_FILE = ".secrets.toml";
 /** Connection URLs often carry a password; these keep it out of the config files. */
 export const DATABASE_URL_ENV = "SMBFLEET_DATABASE_URL";
 export const REDIS_URL_ENV = "SMBFLEET_REDIS_URL";
+/** [http_auth] secrets from the environment, over the file. */
+export const HTTP_TOKEN_ENV = "SMBFLEET_HTTP_TOKEN";
+export const HTTP_PASSWORD_ENV = "SMBFLEET_HTTP_PASSWORD";
+/** A bearer token shorter than this is a password someone chose, not a random token: warned about. */
+export const HTTP_TOKEN_MIN_LENGTH = 16;
 
 export const AGGREGATOR_DEFAULTS = {
   /** DESIGN.md's ports. */
@@ -136,6 +141,8 @@ export const AGGREGATOR_DEFAULTS = {
   rollupRetentionDays: 400,
   /** DESIGN.md: a target is failing after 3 consecutive failed runs. */
   consecutiveFailures: 3,
+  /** [tls] revoked defaults to this file beside [tls] ca: where `smbfleet pki` writes it in a PKI directory. */
+  revocationListName: "revoked.json",
 } as const;
 
 /**

@@ -88,8 +88,19 @@ export interface AgentConfig {
   agent: AgentSection;
   aggregator: AggregatorSection | null;
   probes: ProbeTarget[];
+  /** [http_auth]: credentials for /metrics and /readyz; null (or absent) = none. */
+  httpAuth?: HttpAuth | null;
   /** Warnings found while loading (the config is still usable). */
   warnings: ConfigProblem[];
+}
+
+/**
+ * Who may read a role's HTTP endpoints ([http_auth], shared/config/http-auth.ts):
+ * either a bearer token or basic auth, or both; everything but /healthz asks.
+ */
+export interface HttpAuth {
+  bearerToken: Secret | null;
+  basic: { user: string; password: Secret } | null;
 }
 
 /** aggregator.toml, loaded by shared/config/aggregator.ts. */
@@ -103,7 +114,13 @@ export interface AggregatorConfig {
     /** Larger messages are rejected in-band (RESOURCE_EXHAUSTED). */
     maxMessageBytes: number;
   };
-  tls: { ca: string; cert: string; key: string } | null;
+  tls: {
+    ca: string;
+    cert: string;
+    key: string;
+    /** The revocation list (revoked.json); a missing file revokes nothing. */
+    revoked: string;
+  } | null;
   database: { url: Secret; poolSize: number };
   redis: { url: Secret } | null;
   ingest: {
@@ -147,6 +164,8 @@ export interface AggregatorConfig {
   incidents: {
     consecutiveFailures: number;
   };
+  /** null: the HTTP endpoints answer anyone who can reach http_listen. */
+  httpAuth: HttpAuth | null;
   warnings: ConfigProblem[];
 }
 

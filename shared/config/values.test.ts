@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { formatProblem } from "./problems.ts";
-import { isValidName, parseListenAddress } from "./values.ts";
+import { isLoopbackHost, isValidName, parseListenAddress } from "./values.ts";
 
 describe("parseListenAddress", () => {
   it.each([
@@ -38,4 +38,16 @@ describe("formatProblem", () => {
       "probe.toml:12: probes[1].share: warning: required",
     );
   });
+});
+
+describe("isLoopbackHost", () => {
+  it.each(["127.0.0.1", "127.255.0.9", "::1", "0:0:0:0:0:0:0:1", "localhost"])("%s is loopback", (host) => {
+    expect(isLoopbackHost(host)).toBe(true);
+  });
+  it.each(["0.0.0.0", "10.1.0.10", "::", "128.0.0.1", "127.example.com", "localhost.example.com"])(
+    "%s is not",
+    (host) => {
+      expect(isLoopbackHost(host)).toBe(false);
+    },
+  );
 });

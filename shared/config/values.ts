@@ -1,6 +1,7 @@
 // Value rules shared by the three config files: listen addresses, host:port,
 // names of sites and agents, file paths resolved against the config's folder.
 import { statSync } from "node:fs";
+import { BlockList, isIP } from "node:net";
 import { isAbsolute, join, resolve } from "node:path";
 import type { ListenAddress } from "./types.ts";
 import type { TableReader } from "./reader.ts";
@@ -24,6 +25,11 @@ export function parseListenAddress(value: string): ListenAddress | null {
   const port = Number(m[3]);
   if (port > 65535) return null;
   return { host: m[1] ?? (m[2] === "" || m[2] === undefined ? "0.0.0.0" : m[2]), port };
+}
+
+/** host:port as parseListenAddress reads it back ("[::1]:9740" for IPv6). */
+export function formatListen(listen: ListenAddress): string {
+  return `${listen.host.includes(":") ? `[${listen.host}]` : listen.host}:${listen.port}`;
 }
 
 export function readListen(r: TableReader, name: string, fallback: string): ListenAddress {
@@ -101,6 +107,13 @@ export function hasControlChars(value: string): boolean {
   return /[\u0000-\u001f\u007f]/.test(value);
 }
 
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
+LOOPBACK.addAddress("::1", "ipv6");
+
+/** 127.0.0.0/8, ::1 (however spelt) or "localhost"; not a host name that merely starts with "127.". */
 export function isLoopbackHost(host: string): boolean {
-  return host === "localhost" || host === "::1" || host.startsWith("127.");
+  if (host === "localhost") return true;
+  const family = isIP(host);
+  return family !== 0 && LOOPBACK.check(host, family === 4 ? "ipv4" : "ipv6");
 }

@@ -5,7 +5,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import type { Logger } from "../logger.ts";
-import type { ListenAddress } from "../config/types.ts";
+import type { HttpAuth, ListenAddress } from "../config/types.ts";
+import { PUBLIC_PATHS, authorized, challenges } from "./auth.ts";
 
 export type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
 
@@ -22,6 +23,8 @@ export interface HttpServerOptions {
   render?: () => Promise<string>;
   readiness?: ReadinessCheck[];
   routes?: Record<string, Route>;
+  /** Credentials every path but /healthz asks for ([http_auth]); null or absent: none. */
+  auth?: HttpAuth | null;
   logger: Logger;
 }
 
@@ -53,8 +56,18 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningH
     ...opts.routes,
   };
 
+  const auth = opts.auth ?? null;
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
+    // Before routing, so that without credentials not even which paths exist is told.
+    if (auth !== null && !PUBLIC_PATHS.has(url.pathname) && !authorized(req.headers.authorization, auth)) {
+      res.writeHead(401, {
+        "www-authenticate": challenges(auth),
+        "content-type": "text/plain; charset=utf-8",
+      });
+      res.end("unauthorized\n");
+      return;
+    }
     const route = routes[url.pathname];
     if (route === undefined) {
       res.writeHead(404, { "content-type": "text/plain; charset=utf-8" });

@@ -1,7 +1,8 @@
 // grpc-js credentials for the two ends of the ingest stream. Both sides
-// present a certificate and check the other's against the fleet CA: the
-// aggregator refuses any client without a certificate from that CA during the
-// TLS handshake, before a handler runs (test/pki/mtls.test.ts).
+// present a certificate and check the other's against the fleet CA. The
+// aggregator itself terminates TLS with node:tls so that it can count and
+// explain refusals (aggregator/ingest/admission/tls-listener.ts);
+// serverCredentials is grpc-js's own way, used by test stubs.
 import { ServerCredentials, credentials, type ChannelCredentials } from "@grpc/grpc-js";
 import type { TlsFiles } from "./files.ts";
 

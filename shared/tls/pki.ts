@@ -1,6 +1,7 @@
 // The fleet PKI: one CA per fleet, one certificate for the aggregator, one per
 // agent. The layout of a PKI directory D is
 //   D/ca.pem  D/ca-key.pem  D/server.pem  D/server-key.pem  D/agents/<agent>.pem  D/agents/<agent>-key.pem
+//   D/issued.jsonl  D/revoked.json   (every agent certificate issued, and those revoked: records.ts)
 // Keys are ECDSA P-256: every TLS stack the fleet meets (OpenSSL in Node and
 // grpc-js, BoringSSL, Go, load balancers) accepts it, keys and handshakes are
 // small, and signing is cheap for an aggregator that takes 1,000 agents
@@ -20,6 +21,9 @@ import {
   ipAddressProblem,
   type FleetIdentity,
 } from "./names.ts";
+import { addRevocations, appendIssued, recordPaths, revocationOf, withPkiLock } from "./records.ts";
+import { certificateId, type RevokedCertificate } from "./revocation.ts";
+import { identityFromPeerCertificate } from "./identity.ts";
 import { writeFilesAtomically } from "./write-files.ts";
 
 export const PKI_DEFAULTS = {
@@ -75,6 +79,16 @@ export interface IssuedFiles {
   notAfter: Date;
   /** True when notAfter was cut back to the CA's own expiry. */
   limitedByCa: boolean;
+  /** The certificate's serial and SHA-256 fingerprint, lowercase hex (revocation.ts). */
+  serial: string;
+  sha256: string;
+}
+
+export interface AgentFiles extends IssuedFiles {
+  /** The certificate this one replaced (--force), now on the revocation list; null when there was none. */
+  superseded: RevokedCertificate | null;
+  /** D/revoked.json. */
+  revocationList: string;
 }
 
 export interface ServerNames {
@@ -179,10 +193,11 @@ async function issueLeaf(
   altNames: SubjectAltNames,
   target: { cert: string; key: string },
   opts: IssueOptions,
+  loadedCa?: LoadedCa,
 ): Promise<IssuedFiles> {
   const now = opts.now ?? new Date();
   const days = validityDays(opts.days, PKI_DEFAULTS.leafDays);
-  const ca = await loadCa(dir, now);
+  const ca = loadedCa ?? (await loadCa(dir, now));
   // agents/ holds keys too; created only once a CA is known to exist.
   await mkdir(dirname(target.key), { recursive: true, mode: 0o700 });
   const wanted = new Date(now.getTime() + days * DAY_MS);
@@ -207,7 +222,8 @@ async function issueLeaf(
     ],
     opts.force ?? false,
   );
-  return { ca: pkiPaths(dir).ca, cert: target.cert, key: target.key, notAfter, limitedByCa };
+  const id = certificateId(new X509Certificate(cert));
+  return { ca: pkiPaths(dir).ca, cert: target.cert, key: target.key, notAfter, limitedByCa, ...id };
 }
 
 /** Issues the aggregator's certificate (serverAuth) with a SAN for every DNS name and IP address. */
@@ -234,19 +250,64 @@ export async function issueServer(dir: string, names: ServerNames & IssueOptions
 /**
  * Issues an agent's certificate (clientAuth): subject CN=<agent>, OU=<site>,
  * O=smbfleet, and the authoritative SAN URI urn:smbfleet:site:<site>:agent:<agent>.
+ * Records it in D/issued.jsonl; with `force`, the certificate it replaces is
+ * added to D/revoked.json as superseded, so a copy of the old key stops
+ * working at the aggregator instead of staying valid until it expires.
  */
-export async function issueAgent(dir: string, opts: FleetIdentity & IssueOptions): Promise<IssuedFiles> {
+export async function issueAgent(dir: string, opts: FleetIdentity & IssueOptions): Promise<AgentFiles> {
   const problems = [fleetNameProblem("site", opts.site), fleetNameProblem("agent", opts.agent)].filter(
     (p) => p !== null,
   );
   if (problems.length > 0) throw new SmbfleetError("PKI_FAILED", problems.join("; "));
   const paths = pkiPaths(dir);
-  return issueLeaf(
-    dir,
-    "agent",
-    { commonName: opts.agent, organizationalUnit: opts.site },
-    { uri: [identityUri(opts)] },
-    { cert: paths.agent(opts.agent), key: paths.agentKey(opts.agent) },
-    opts,
-  );
+  const now = opts.now ?? new Date();
+  // Before the lock, which is a file in D: no CA, no D, nothing created.
+  const ca = await loadCa(dir, now);
+  return withPkiLock(dir, async () => {
+    const previous = opts.force === true ? await currentCertificate(paths.agent(opts.agent)) : null;
+    const files = await issueLeaf(
+      dir,
+      "agent",
+      { commonName: opts.agent, organizationalUnit: opts.site },
+      { uri: [identityUri(opts)] },
+      { cert: paths.agent(opts.agent), key: paths.agentKey(opts.agent) },
+      opts,
+      ca,
+    );
+    await appendIssued(dir, {
+      serial: files.serial,
+      sha256: files.sha256,
+      site: opts.site,
+      agent: opts.agent,
+      // As the certificate holds it: whole seconds.
+      notAfter: new Date(Math.floor(files.notAfter.getTime() / 1000) * 1000).toISOString(),
+      issuedAt: now.toISOString(),
+    });
+    let superseded: RevokedCertificate | null = null;
+    if (previous !== null) {
+      superseded = revocationOf(previous, "superseded", now);
+      await addRevocations(dir, [superseded]);
+    }
+    return { ...files, superseded, revocationList: recordPaths(dir).revoked };
+  });
+}
+
+/** The certificate at `path` as a revocation list would name it, or null when there is none to read. */
+export async function currentCertificate(path: string) {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(await readFile(path));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw new SmbfleetError("PKI_FAILED", `${path} is not a readable certificate: ${errorMessage(err)}`, {
+      cause: err,
+    });
+  }
+  const identity = identityFromPeerCertificate(cert);
+  return {
+    ...certificateId(cert),
+    site: identity?.site ?? null,
+    agent: identity?.agent ?? null,
+    notAfter: cert.validToDate.toISOString(),
+  };
 }

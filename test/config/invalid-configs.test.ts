@@ -226,6 +226,19 @@ const CASES: Array<[fixture: string, expected: string[]]> = [
   ],
   ["aggregator-bad-redis-url.toml", ["{file}:8: redis.url: scheme must be redis or rediss, got http"]],
   [
+    "aggregator-http-auth.toml",
+    [
+      "{file}:8: http_auth.basic_password: required with basic_user (or set SMBFLEET_HTTP_PASSWORD)",
+      "{file}:10: http_auth.bearer_token: must be printable ASCII without spaces",
+    ],
+  ],
+  [
+    "aggregator-insecure-not-loopback.toml",
+    [
+      '{file}:3: server.insecure: requires a loopback grpc_listen (127.0.0.0/8, ::1 or localhost), not "10.1.0.10:9740": plain-text gRPC is for loopback demos; use [tls] otherwise',
+    ],
+  ],
+  [
     "aggregator-missing-database-url.toml",
     ["{file}:0: database.url: required (or set SMBFLEET_DATABASE_URL)"],
   ],

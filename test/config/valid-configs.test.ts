@@ -98,6 +98,11 @@ describe("agent config", () => {
   it("fills every default for a minimal config", () => {
     const config = loadAgentConfig(join(DIR, "agent-minimal.toml"), { PROBE_PASSWORD: "pw" });
     expect(config.aggregator).toBeNull();
+    expect(config.httpAuth).toBeNull();
+    const env = { PROBE_PASSWORD: "pw", SMBFLEET_HTTP_TOKEN: "agent-scrape-token-0123" };
+    expect(loadAgentConfig(join(DIR, "agent-minimal.toml"), env).httpAuth?.bearerToken?.reveal()).toBe(
+      env.SMBFLEET_HTTP_TOKEN,
+    );
     expect(config.agent).toEqual({
       site: null,
       id: null,
@@ -120,7 +125,11 @@ describe("agent config", () => {
 describe("aggregator config", () => {
   it("loads every key of aggregator-full.toml", () => {
     const config = loadAggregatorConfig(join(DIR, "aggregator-full.toml"), {});
-    expect(config.warnings).toEqual([]);
+    // Secrets in the file work, and draw a warning each.
+    expect(config.warnings.map((w) => `${w.line}: ${w.key}: ${w.message}`)).toEqual([
+      "35: http_auth.bearer_token: holds a secret: prefer SMBFLEET_HTTP_TOKEN to keep it out of the file",
+      "37: http_auth.basic_password: holds a secret: prefer SMBFLEET_HTTP_PASSWORD to keep it out of the file",
+    ]);
     expect(config.server).toEqual({
       grpcListen: { host: "127.0.0.1", port: 0 },
       httpListen: { host: "::1", port: 9842 },
@@ -131,6 +140,8 @@ describe("aggregator config", () => {
       ca: abs("certs/ca.pem"),
       cert: abs("certs/server.pem"),
       key: abs("certs/server-key.pem"),
+      // Not set in the file: revoked.json beside the CA, where `smbfleet pki` writes it.
+      revoked: abs("certs/revoked.json"),
     });
     expect(config.database.url.reveal()).toBe("postgres://smbfleet@127.0.0.1:5432/smbfleet");
     expect(config.database.poolSize).toBe(4);
@@ -161,25 +172,40 @@ describe("aggregator config", () => {
     expect(config.retention).toEqual({ rawDays: 14, rollupDays: 90 });
     expect(config.agents.disabled).toEqual(["paris-02", "berlin-07"]);
     expect(config.incidents.consecutiveFailures).toBe(5);
+    expect(config.httpAuth?.bearerToken?.reveal()).toBe("0123456789abcdef0123456789abcdef");
+    expect(config.httpAuth?.basic?.user).toBe("prometheus");
+    expect(config.httpAuth?.basic?.password.reveal()).toBe("scrape pass");
+    expect(JSON.stringify(config.httpAuth)).toBe(
+      '{"bearerToken":"<redacted>","basic":{"user":"prometheus","password":"<redacted>"}}',
+    );
   });
 
   it("takes the URLs from the environment, over the file", () => {
     const env = {
       SMBFLEET_DATABASE_URL: "postgresql://other@127.0.0.1:5433/x",
       SMBFLEET_REDIS_URL: "rediss://127.0.0.1:6380",
+      SMBFLEET_HTTP_TOKEN: "from-the-environment-0123456789",
+      SMBFLEET_HTTP_PASSWORD: "env pass",
     };
     const config = loadAggregatorConfig(join(DIR, "aggregator-full.toml"), env);
     expect(config.database.url.reveal()).toBe(env.SMBFLEET_DATABASE_URL);
     expect(config.redis?.url.reveal()).toBe(env.SMBFLEET_REDIS_URL);
+    expect(config.httpAuth?.bearerToken?.reveal()).toBe(env.SMBFLEET_HTTP_TOKEN);
+    expect(config.httpAuth?.basic?.password.reveal()).toBe(env.SMBFLEET_HTTP_PASSWORD);
+    expect(config.warnings).toEqual([]);
 
     const minimal = loadAggregatorConfig(join(DIR, "aggregator-minimal.toml"), env);
     expect(minimal.tls).toBeNull();
     expect(minimal.server.insecure).toBe(true);
-    expect(minimal.server.grpcListen).toEqual({ host: "0.0.0.0", port: 9740 });
+    expect(minimal.server.grpcListen).toEqual({ host: "::1", port: 9740 });
     expect(minimal.server.maxMessageBytes).toBe(AGGREGATOR_DEFAULTS.maxMessageBytes);
     expect(minimal.retention).toEqual({ rawDays: 30, rollupDays: 400 });
     expect(minimal.incidents.consecutiveFailures).toBe(3);
     expect(minimal.limits).toEqual(LIMITS_DEFAULTS);
+    // The environment alone turns bearer auth on.
+    expect(minimal.httpAuth).toEqual({ bearerToken: expect.anything() as unknown, basic: null });
+    const noToken = { SMBFLEET_DATABASE_URL: env.SMBFLEET_DATABASE_URL };
+    expect(loadAggregatorConfig(join(DIR, "aggregator-minimal.toml"), noToken).httpAuth).toBeNull();
   });
 });
 

@@ -42,6 +42,8 @@ const pki: FleetPki = {
       key: config.key,
       notAfter: new Date(),
       limitedByCa: false,
+      serial: "",
+      sha256: "",
     }),
 };
 const agent = await startSyntheticAgent({

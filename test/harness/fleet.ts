@@ -89,6 +89,8 @@ export interface AggregatorOptions {
   /** A name for this replica's files and log lines. */
   name?: string;
   env?: NodeJS.ProcessEnv;
+  /** Protect its HTTP endpoints with this bearer token (SMBFLEET_HTTP_TOKEN); readiness is polled with it. */
+  httpToken?: string;
   /** Own process group, so a terminal's Ctrl-C reaches only the caller (make demo), which then stops it once. */
   detached?: boolean;
 }
@@ -157,8 +159,9 @@ export async function startAggregatorProcess(opts: AggregatorOptions): Promise<A
   let exited: Promise<void> = Promise.resolve();
 
   const spawnChild = async (): Promise<void> => {
+    const env = opts.env ?? process.env;
     const proc = spawn(process.execPath, [MAIN, "aggregator", "--config", configFile], {
-      env: opts.env ?? process.env,
+      env: opts.httpToken === undefined ? env : { ...env, SMBFLEET_HTTP_TOKEN: opts.httpToken },
       stdio: ["ignore", "pipe", "pipe"],
       detached: opts.detached ?? false,
     });
@@ -181,7 +184,8 @@ export async function startAggregatorProcess(opts: AggregatorOptions): Promise<A
     const deadline = Date.now() + START_TIMEOUT_MS;
     let ready = false;
     while (!ready && alive() && Date.now() < deadline) {
-      ready = (await readyz(httpPort)) && (await waitForPort(LOOPBACK, grpcPort, 1_000, alive));
+      ready =
+        (await readyz(httpPort, opts.httpToken)) && (await waitForPort(LOOPBACK, grpcPort, 1_000, alive));
       if (!ready) await new Promise((r) => setTimeout(r, POLL_MS));
     }
     if (!ready) {
@@ -230,9 +234,12 @@ export async function startAggregatorProcess(opts: AggregatorOptions): Promise<A
   };
 }
 
-async function readyz(port: number): Promise<boolean> {
+async function readyz(port: number, token?: string): Promise<boolean> {
   try {
-    const res = await fetch(`http://${LOOPBACK}:${port}/readyz`, { signal: AbortSignal.timeout(1_000) });
+    const res = await fetch(`http://${LOOPBACK}:${port}/readyz`, {
+      signal: AbortSignal.timeout(1_000),
+      ...(token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } }),
+    });
     await res.arrayBuffer();
     return res.status === 200;
   } catch {

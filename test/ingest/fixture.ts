@@ -19,7 +19,7 @@ import {
 } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
 import { silentLogger, type Logger } from "../../shared/logger.ts";
 import { Secret } from "../../shared/secret.ts";
-import { clientCredentials, serverCredentials } from "../../shared/tls/credentials.ts";
+import { clientCredentials } from "../../shared/tls/credentials.ts";
 import { loadTlsFiles } from "../../shared/tls/files.ts";
 import { initCa, issueAgent, issueServer } from "../../shared/tls/pki.ts";
 import { closeDatabase, connectDatabase, type Db } from "../../aggregator/db/connect.ts";
@@ -40,6 +40,8 @@ import {
 } from "../../aggregator/ingest/stream/server.ts";
 import { TargetCache } from "../../aggregator/ingest/store/targets.ts";
 import { BatchPool } from "../../aggregator/ingest/store/batch-pool.ts";
+import { RevocationWatch } from "../../aggregator/ingest/admission/revocation-watch.ts";
+import { recordPaths } from "../../shared/tls/records.ts";
 
 /** Batch connections of a test ingest server, as [database] pool_size. */
 const BATCH_CONNECTIONS = 4;
@@ -49,6 +51,12 @@ export const STREAM_PATH = "/smbfleet.v1.Ingest/Stream";
 
 export interface FixtureOptions {
   tls?: boolean;
+  /**
+   * Enforce the PKI directory's revoked.json, polled this often (tls only).
+   * Off by default: open() re-issues an agent's certificate each time, which
+   * revokes the one before.
+   */
+  revocationPollMs?: number;
   settings?: Partial<IngestSettings>;
   ratePerSecond?: number;
   /** Agent limits; the defaults otherwise (as deployed). */
@@ -69,6 +77,8 @@ export interface IngestFixture {
   metrics: AggregatorMetrics;
   /** PKI dir (tls only): ca.pem, server.pem, agents/<agent>.pem … */
   pkiDir: string | null;
+  /** The revocation list in force (with revocationPollMs). */
+  revocations: RevocationWatch | null;
   /** Opens a stream as `agent` of `site` (its certificate under tls). */
   open(agent: string, site: string, opts?: { creds?: ChannelCredentials }): Promise<TestStream>;
   /** A connection of its own as `agent` of `site`, to open streams on. */
@@ -103,16 +113,26 @@ export async function startIngestOn(url: string, opts: FixtureOptions = {}): Pro
   const tls = opts.tls === true;
   const settings: IngestSettings = { ...DEFAULT_TEST_SETTINGS, insecure: !tls, ...opts.settings };
   let pkiDir: string | null = null;
-  let serverCreds = null;
+  let serverTls = null;
+  let revocations: RevocationWatch | null = null;
   if (tls) {
     pkiDir = mkdtempSync(join(tmpdir(), "smbfleet-pki-"));
     await initCa(pkiDir);
-    const files = await issueServer(pkiDir, { dns: ["localhost"], ip: ["127.0.0.1"] });
-    serverCreds = serverCredentials(await loadTlsFiles(files));
+    const files = await loadTlsFiles(await issueServer(pkiDir, { dns: ["localhost"], ip: ["127.0.0.1"] }));
+    serverTls = { ca: files.ca, cert: files.cert, key: files.key };
+    if (opts.revocationPollMs !== undefined) {
+      // The PKI directory's own list, as an aggregator reading it directly would.
+      revocations = await RevocationWatch.start(
+        recordPaths(pkiDir).revoked,
+        silentLogger(),
+        opts.revocationPollMs,
+      );
+    }
   }
   const server = await startIngestServer({
     listen: { host: "127.0.0.1", port: 0 },
-    credentials: serverCreds,
+    tls: serverTls,
+    revocations,
     maxMessageBytes: settings.maxMessageBytes,
     ...(opts.connections === undefined ? {} : { connections: opts.connections }),
     deps: {
@@ -153,6 +173,7 @@ export async function startIngestOn(url: string, opts: FixtureOptions = {}): Pro
     server,
     metrics,
     pkiDir,
+    revocations,
     async open(agent, site, o = {}) {
       const client = new Client(`127.0.0.1:${server.port}`, o.creds ?? (await credsFor(agent, site)));
       clients.push(client);
@@ -169,6 +190,7 @@ export async function startIngestOn(url: string, opts: FixtureOptions = {}): Pro
     async close() {
       for (const c of clients) c.close();
       await server.close(2_000);
+      await revocations?.stop();
       await Promise.all([closeDatabase(sql), closeDatabase(batchSql)]);
       if (pkiDir !== null) rmSync(pkiDir, { recursive: true, force: true });
     },

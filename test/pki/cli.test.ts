@@ -162,6 +162,76 @@ describe("smbfleet pki issue-agent", () => {
   });
 });
 
+describe("smbfleet pki revoke", () => {
+  const listed = async () =>
+    (JSON.parse(await readFile(join(dir, "revoked.json"), "utf8")) as { revoked: Record<string, string>[] })
+      .revoked;
+
+  it("issue-agent --force revokes the certificate it replaces; revoke lists the current one", async () => {
+    await pki("init", "--dir", dir);
+    await pki("issue-agent", "--dir", dir, "--site", "paris", "--agent", "paris-01");
+    const old = await cert(join(dir, "agents", "paris-01.pem"));
+    const again = await pki("issue-agent", "--dir", dir, "--site", "paris", "--agent", "paris-01", "--force");
+    expect(again.code).toBe(0);
+    const serial = old.serialNumber.toLowerCase();
+    expect(again.stdout).toContain(
+      `revoked certificate serial ${serial}, sha256 ${old.fingerprint256.replaceAll(":", "").toLowerCase()} ` +
+        `(agent paris-01 of site paris) (superseded) in ${join(dir, "revoked.json")}: `,
+    );
+    expect(await listed()).toEqual([
+      expect.objectContaining({ serial, agent: "paris-01", reason: "superseded" }),
+    ]);
+
+    const current = (await cert(join(dir, "agents", "paris-01.pem"))).serialNumber.toLowerCase();
+    const revoke = await pki("revoke", "--dir", dir, "--agent", "paris-01");
+    expect(revoke).toMatchObject({ code: 0, stderr: "" });
+    expect(revoke.stdout).toMatch(new RegExp(`^revoked certificate serial ${current}, sha256 [0-9a-f]{64} `));
+    expect(revoke.stdout).toContain(`${join(dir, "revoked.json")} lists 2 certificates; `);
+    const all = await pki("revoke", "--dir", dir, "--agent", "paris-01", "--all");
+    expect(all.stdout.match(/^already revoked: /gm)).toHaveLength(2);
+    const issued = (await readFile(join(dir, "issued.jsonl"), "utf8")).trim().split("\n");
+    expect(issued.map((l) => (JSON.parse(l) as { serial: string }).serial)).toEqual([serial, current]);
+  });
+
+  it("revokes by serial or fingerprint, and says when it does not know one", async () => {
+    await pki("init", "--dir", dir);
+    await pki("issue-agent", "--dir", dir, "--site", "paris", "--agent", "paris-01");
+    const leaf = await cert(join(dir, "agents", "paris-01.pem"));
+    expect((await pki("revoke", "--dir", dir, "--fingerprint", leaf.fingerprint256)).stdout).toMatch(
+      /^revoked certificate serial [0-9a-f]+, sha256 [0-9a-f]{64} \(agent paris-01 of site paris\)\n/,
+    );
+    const unknown = await pki("revoke", "--dir", dir, "--serial", "0A:BC");
+    expect(unknown.stdout).toMatch(
+      /^revoked certificate serial abc\n\(not in issued\.jsonl: listed by what was given\)\n/,
+    );
+    expect((await listed()).map((e) => e["serial"])).toEqual([leaf.serialNumber.toLowerCase(), "abc"]);
+  });
+
+  it.each([
+    [["--agent", "a", "--serial", "1"], "give exactly one of --agent A, --serial S, --fingerprint F"],
+    [["--serial", "1", "--all"], "--all goes with --agent"],
+    [["--serial", "xyz"], '--serial "xyz": not a hexadecimal serial'],
+    [["--fingerprint", "ab:cd"], '--fingerprint "ab:cd": not a SHA-256 fingerprint (64 hex digits)'],
+    [["--agent", "a", "--force"], "--force does not apply to revoke"],
+  ])("refuses %j as a usage error", async (args, message) => {
+    expect(await pki("revoke", "--dir", dir, ...args)).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: `smbfleet pki revoke: ${message}\nRun 'smbfleet pki --help' for the options.\n`,
+    });
+  });
+
+  it("exits 1 naming what is missing", async () => {
+    await pki("init", "--dir", dir);
+    const result = await pki("revoke", "--dir", dir, "--agent", "ghost");
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      `smbfleet pki revoke: ${join(dir, "agents", "ghost.pem")} does not exist, so agent ghost has no current ` +
+        "certificate; --all revokes every certificate issued to it, --serial or --fingerprint one of them\n",
+    );
+  });
+});
+
 describe("smbfleet pki command line", () => {
   it.each([
     [["frob"], 2, /^smbfleet pki: unknown subcommand 'frob'\n\nusage: smbfleet pki/],

@@ -1,7 +1,12 @@
-// The aggregator's identity guarantee, over real grpc-js mTLS on loopback: a
-// call reaches a handler only with a client certificate from the fleet CA,
-// and the handler reads site and agent from that certificate. Certificates
-// come from the PKI functions; the service is the real Ingest definition.
+// The aggregator's identity guarantee, over real grpc-js mTLS on loopback,
+// through the aggregator's own TLS listener (aggregator/ingest/admission/):
+// a stream is admitted only with a client certificate from the fleet CA that
+// names an agent, and the handler reads site and agent from that
+// certificate. Every refusal has its reason, counted as the aggregator counts
+// it (smbfleet_ingest_streams_refused_total): certificate problems refuse the
+// stream with UNAUTHENTICATED, plain text is refused in the handshake.
+// Certificates come from the PKI functions; the service is the real Ingest
+// definition. test/ingest/security.test.ts checks the same end to end.
 import { create } from "@bufbuild/protobuf";
 import {
   Server,
@@ -15,6 +20,7 @@ import {
   type ServiceError,
 } from "@grpc/grpc-js";
 import { createPrivateKey, generateKeyPairSync, X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,11 +34,15 @@ import {
   type AgentMessage,
   type AggregatorMessage,
 } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
+import { admitCall } from "../../aggregator/ingest/admission/admit.ts";
+import { startTlsListener, type TlsListener } from "../../aggregator/ingest/admission/tls-listener.ts";
+import { statusName } from "../../aggregator/ingest/stream/replies.ts";
+import { AggregatorMetrics } from "../../aggregator/metrics/aggregator-metrics.ts";
 import { clientDefinition, serverDefinition, type Decoded } from "../../shared/grpc/service.ts";
 import { createCertificate, rawSubject } from "../../shared/tls/certificate.ts";
-import { clientCredentials, serverCredentials } from "../../shared/tls/credentials.ts";
+import { clientCredentials } from "../../shared/tls/credentials.ts";
 import { loadTlsFiles, type TlsFiles } from "../../shared/tls/files.ts";
-import { checkPeerIdentity, peerIdentity, type FleetIdentity } from "../../shared/tls/identity.ts";
+import { peerIdentity, type FleetIdentity } from "../../shared/tls/identity.ts";
 import { initCa, issueAgent, issueServer, pkiPaths } from "../../shared/tls/pki.ts";
 
 /** A refused handshake fails at once; this only keeps a broken test from hanging. */
@@ -45,28 +55,33 @@ type Outcome =
 
 let root: string;
 let server: Server;
+let listener: TlsListener;
 let address: string;
+const metrics = new AggregatorMetrics({ processMetrics: false });
 let handlerRuns = 0;
 const seen: (FleetIdentity | null)[] = [];
 let agent: TlsFiles;
 let rogue: TlsFiles;
 let serverFiles: TlsFiles;
 let nameless: TlsFiles;
+let expired: { cert: string; key: string };
 
 const IngestClient = makeGenericClientConstructor(clientDefinition(Ingest), "Ingest");
 
 // Answers every stream at once, before any message: identity is known from the handshake.
+// Refusals are counted as AgentStream counts them.
 function handler(call: ServerDuplexStream<Decoded<AgentMessage>, AggregatorMessage>): void {
-  handlerRuns += 1;
-  seen.push(peerIdentity(call));
-  const check = checkPeerIdentity(call);
+  const admission = admitCall(call, { verdictOf: listener.verdictOf });
   call.on("data", () => undefined);
   call.on("error", () => undefined);
-  if (!check.ok) {
-    call.emit("error", { code: status.UNAUTHENTICATED, details: check.reason });
+  if (!admission.ok) {
+    metrics.streamsRefused.inc({ code: statusName(admission.code), reason: admission.reason });
+    call.emit("error", { code: admission.code, details: admission.details });
     return;
   }
-  const { site, agent: name } = check.identity;
+  handlerRuns += 1;
+  seen.push(peerIdentity(call));
+  const { site, agent: name } = admission.identity;
   call.write(
     create(AggregatorMessageSchema, {
       kind: { case: "welcome", value: create(WelcomeSchema, { serverVersion: `${site}/${name}` }) },
@@ -111,21 +126,43 @@ beforeAll(async () => {
   await initCa(other);
   rogue = await loadTlsFiles(await issueAgent(other, { site: "paris", agent: "paris-01" }));
   nameless = await loadTlsFiles(await agentWithoutUri(fleet));
+  expired = await issueAgent(fleet, {
+    site: "paris",
+    agent: "paris-old",
+    days: 30,
+    now: new Date(Date.now() - 40 * 86_400_000),
+  });
 
   server = new Server();
   server.addService(serverDefinition(Ingest, { maxMessageBytes: 1 << 20 }), { stream: handler });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", serverCredentials(serverFiles), (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
-  );
-  address = `127.0.0.1:${port}`;
+  listener = await startTlsListener({
+    server,
+    listen: { host: "127.0.0.1", port: 0 },
+    tls: serverFiles,
+    onRefused: ({ reason }) => metrics.streamsRefused.inc({ code: "UNAVAILABLE", reason }),
+  });
+  address = `127.0.0.1:${listener.port}`;
 });
 
 afterAll(async () => {
+  listener?.close();
   server?.forceShutdown();
+  listener?.destroyAll();
   await rm(root, { recursive: true, force: true });
 });
+
+/** The refusal counter's value for `reason`. */
+async function refused(reason: string): Promise<number> {
+  const metric = await metrics.streamsRefused.get();
+  return metric.values.filter((v) => v.labels["reason"] === reason).reduce((sum, v) => sum + v.value, 0);
+}
+
+/** refused(reason) once it has moved past `from`: a handshake refusal may trail the client's status by a tick. */
+async function refusedAfter(reason: string, from: number): Promise<number> {
+  for (let i = 0; i < 50 && (await refused(reason)) === from; i++)
+    await new Promise((r) => setTimeout(r, 20));
+  return refused(reason);
+}
 
 /** A clientAuth certificate from the fleet CA that names nobody: valid TLS, no identity. */
 async function agentWithoutUri(fleet: string) {
@@ -161,33 +198,55 @@ describe("ingest over mTLS", () => {
     expect(seen.at(-1)).toEqual({ site: "paris", agent: "paris-01" });
   });
 
-  // The handshake fails, so grpc-js never gets a connection to run the call on:
-  // the client sees UNAVAILABLE and no handler runs.
+  // The handshake completes (the certificate is requested, not demanded), so
+  // the client hears why with a status, and the refusal is counted by reason.
   it.each([
-    ["no client certificate", () => credentials.createSsl(agent.ca)],
-    ["a certificate from another CA", () => clientCredentials({ ...rogue, ca: agent.ca })],
+    [
+      "no client certificate",
+      () => credentials.createSsl(agent.ca),
+      "no_client_certificate",
+      "no client certificate",
+    ],
+    [
+      "a certificate from another CA",
+      () => clientCredentials({ ...rogue, ca: agent.ca }),
+      "untrusted_certificate",
+      "client certificate not issued by the fleet CA (UNABLE_TO_VERIFY_LEAF_SIGNATURE)",
+    ],
     [
       "a server certificate used as a client certificate",
       () => credentials.createSsl(agent.ca, serverFiles.key, serverFiles.cert),
+      "bad_identity",
+      "client certificate is not for client authentication (INVALID_PURPOSE)",
     ],
-    ["a plain-text client", () => credentials.createInsecure()],
-  ])("refuses %s before any handler runs", async (_name, creds) => {
+    [
+      "an expired certificate",
+      () => credentials.createSsl(agent.ca, readFileSync(expired.key), readFileSync(expired.cert)),
+      "expired_certificate",
+      expect.stringMatching(/^client certificate expired on .* \(CERT_HAS_EXPIRED\)$/) as unknown as string,
+    ],
+    [
+      "a fleet certificate without an identity URI",
+      () => clientCredentials(nameless),
+      "bad_identity",
+      "client certificate has no urn:smbfleet: URI SAN",
+    ],
+  ])("refuses %s with UNAUTHENTICATED and counts it", async (_name, creds, reason, details) => {
     const before = handlerRuns;
+    const count = await refused(reason);
     const outcome = await openStream(creds());
-    expect(outcome).toMatchObject({ ok: false, code: status.UNAVAILABLE });
+    expect(outcome).toEqual({ ok: false, code: status.UNAUTHENTICATED, details });
     expect(handlerRuns).toBe(before);
+    expect(await refusedAfter(reason, count)).toBe(count + 1);
   });
 
-  it("gives a fleet certificate without an identity URI no identity", async () => {
+  it("refuses a plain-text client in the handshake and counts it as not_tls", async () => {
     const before = handlerRuns;
-    const outcome = await openStream(clientCredentials(nameless));
-    expect(outcome).toEqual({
-      ok: false,
-      code: status.UNAUTHENTICATED,
-      details: "client certificate has no urn:smbfleet: URI SAN",
-    });
-    expect(handlerRuns).toBe(before + 1);
-    expect(seen.at(-1)).toBeNull();
+    const count = await refused("not_tls");
+    const outcome = await openStream(credentials.createInsecure());
+    expect(outcome).toMatchObject({ ok: false, code: status.UNAVAILABLE });
+    expect(handlerRuns).toBe(before);
+    expect(await refusedAfter("not_tls", count)).toBe(count + 1);
   });
 
   it("lets the agent refuse a server it cannot verify", async () => {

@@ -20,7 +20,7 @@ export interface AgentReport {
 export type OpenOutcome =
   | { ok: true; highWater: bigint; connectedAt: Date }
   /** Refused: nothing was written. */
-  | { ok: false; reason: string };
+  | { ok: false; reason: string; why: "site_mismatch" | "disabled" };
 
 /**
  * Registers the agent at Hello: the site, the agent row (created on first
@@ -38,7 +38,7 @@ export async function openAgent(
   // Decide first, so that a refused agent writes nothing at all.
   const existing = await sql`SELECT site, disabled FROM agents WHERE agent_id = ${id.agent}`;
   const refusal = refusalOf(existing[0], id);
-  if (refusal !== null) return { ok: false, reason: refusal };
+  if (refusal !== null) return { ok: false, ...refusal };
   // One statement (see store.ts for why no client-side transaction): the
   // site, then the agent, guarded again in case the row changed meanwhile.
   const connectedAt = new Date();
@@ -56,18 +56,27 @@ export async function openAgent(
   const row = upserted[0];
   if (row === undefined) {
     const now = await sql`SELECT site, disabled FROM agents WHERE agent_id = ${id.agent}`;
-    return { ok: false, reason: refusalOf(now[0], id) ?? `agent ${id.agent} changed while connecting` };
+    return {
+      ok: false,
+      ...(refusalOf(now[0], id) ?? { why: "disabled", reason: `agent ${id.agent} changed while connecting` }),
+    };
   }
   if (announced.length > 0) await targets.resolve(sql, id.site, announced);
   return { ok: true, highWater: row["high_water_seq"] as bigint, connectedAt };
 }
 
-function refusalOf(row: Record<string, unknown> | undefined, id: Identity): string | null {
+function refusalOf(
+  row: Record<string, unknown> | undefined,
+  id: Identity,
+): { reason: string; why: "site_mismatch" | "disabled" } | null {
   if (row === undefined) return null;
   if (row["site"] !== id.site) {
-    return `agent ${id.agent} is registered to site ${String(row["site"])}, not ${id.site}`;
+    return {
+      why: "site_mismatch",
+      reason: `agent ${id.agent} is registered to site ${String(row["site"])}, not ${id.site}`,
+    };
   }
-  if (row["disabled"] === true) return `agent ${id.agent} is disabled (revoked)`;
+  if (row["disabled"] === true) return { why: "disabled", reason: `agent ${id.agent} is disabled (revoked)` };
   return null;
 }
 

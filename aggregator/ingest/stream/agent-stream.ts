@@ -20,10 +20,11 @@ import type { AggregatorMessage, Heartbeat, Hello } from "../../../shared/gen/sm
 import { errorMessage } from "../../../shared/errors.ts";
 import type { Decoded } from "../../../shared/grpc/service.ts";
 import type { Logger } from "../../../shared/logger.ts";
-import { checkPeerIdentity } from "../../../shared/tls/identity.ts";
 import { fleetNameProblem } from "../../../shared/tls/names.ts";
 import type { Db } from "../../db/connect.ts";
 import type { AggregatorMetrics } from "../../metrics/aggregator-metrics.ts";
+import { admitCall, type Admission } from "../admission/admit.ts";
+import type { RefusalReason } from "../refusals.ts";
 import { markDisconnected, openAgent, recordHeartbeat, type Identity } from "../store/agents.ts";
 import { notifyObservers, type PostCommitObserver } from "../observers.ts";
 import { BatchOrder } from "./batch-order.ts";
@@ -116,16 +117,20 @@ export class AgentStream {
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
   }
 
-  start(): void {
+  /**
+   * Starts reading. `admission` is who the client certificate says this is
+   * (admission/admit.ts, decided by the server before Hello); unused in
+   * insecure mode, where Hello names the agent.
+   */
+  start(admission: Admission = admitCall(this.#call)): void {
     if (!this.#deps.settings.insecure) {
-      const check = checkPeerIdentity(this.#call);
-      if (!check.ok) return this.#end(status.UNAUTHENTICATED, check.reason);
-      this.#identity = check.identity;
-      this.#log = this.#log.child({ site: check.identity.site, agent: check.identity.agent });
-      const refused = this.#guard.count(check.identity.agent);
-      if (refused !== null) return this.#end(status.RESOURCE_EXHAUSTED, refused);
+      if (!admission.ok) return this.#end(admission.code, admission.details, admission.reason);
+      this.#identity = admission.identity;
+      this.#log = this.#log.child({ site: admission.identity.site, agent: admission.identity.agent });
+      const refused = this.#guard.count(admission.identity.agent);
+      if (refused !== null) return this.#end(status.RESOURCE_EXHAUSTED, refused, "stream_quota");
     }
-    this.#guard.startHelloDeadline((details) => this.#end(status.DEADLINE_EXCEEDED, details));
+    this.#guard.startHelloDeadline((details) => this.#end(status.DEADLINE_EXCEEDED, details, "hello_timeout"));
     this.#call.on("data", (message: Decoded<IngestMessage>) => {
       this.#guard.helloCame();
       if (this.#closed) return;
@@ -147,8 +152,13 @@ export class AgentStream {
     this.#queue.length = 0;
     this.#call.pause();
     await this.#processing;
-    this.#end(status.UNAVAILABLE, "aggregator shutting down; reconnect");
+    this.#end(status.UNAVAILABLE, "aggregator shutting down; reconnect", "shutdown");
     await this.done;
+  }
+
+  /** Ends the stream from outside (its certificate was revoked while it was open). */
+  end(code: StatusCode, details: string, reason: RefusalReason): void {
+    this.#end(code, details, reason);
   }
 
   #pump(): void {
@@ -175,7 +185,7 @@ export class AgentStream {
           else await this.#handle(next.message, next.receivedAt);
         } catch (err) {
           this.#log.error({ err }, "ingest handler failed");
-          this.#end(status.INTERNAL, `aggregator error: ${errorMessage(err)}`);
+          this.#end(status.INTERNAL, `aggregator error: ${errorMessage(err)}`, "internal");
         }
       }
       if (this.#halfClosed && !this.#closed && this.#queue.length === 0) {
@@ -192,7 +202,11 @@ export class AgentStream {
   async #handle(decoded: Decoded<IngestMessage>, receivedAt: number): Promise<void> {
     if (this.#connectedAt === null) {
       if (!decoded.ok || decoded.message.case !== "hello") {
-        return this.#end(status.FAILED_PRECONDITION, "the first message on a stream must be Hello");
+        return this.#end(
+          status.FAILED_PRECONDITION,
+          "the first message on a stream must be Hello",
+          "no_hello",
+        );
       }
       return this.#hello(decoded.message.value);
     }
@@ -225,33 +239,36 @@ export class AgentStream {
     // Each Hello costs database work: refused before it is even decoded when over the rate.
     if (id !== null && !this.#helloAllowed()) return;
     const decoded = deferred.decode();
-    if (!decoded.ok) return this.#end(status.INVALID_ARGUMENT, decoded.error);
+    if (!decoded.ok) return this.#end(status.INVALID_ARGUMENT, decoded.error, "bad_hello");
     const hello = decoded.message;
     if (id === null) {
       // Insecure mode: nothing better than the claim.
       const problem = fleetNameProblem("site", hello.site) ?? fleetNameProblem("agent", hello.agentId);
-      if (problem !== null) return this.#end(status.INVALID_ARGUMENT, `Hello: ${problem}`);
+      if (problem !== null) return this.#end(status.INVALID_ARGUMENT, `Hello: ${problem}`, "bad_hello");
       id = { site: hello.site, agent: hello.agentId };
       this.#identity = id;
       this.#log = this.#log.child({ site: id.site, agent: id.agent });
       const refused = this.#guard.count(id.agent);
-      if (refused !== null) return this.#end(status.RESOURCE_EXHAUSTED, refused);
+      if (refused !== null) return this.#end(status.RESOURCE_EXHAUSTED, refused, "stream_quota");
       if (!this.#helloAllowed()) return;
     } else if (hello.site !== "" && hello.site !== id.site) {
       return this.#end(
         status.PERMISSION_DENIED,
         `Hello claims site ${JSON.stringify(hello.site)} but the certificate is for site ${JSON.stringify(id.site)}`,
+        "site_mismatch",
       );
     } else if (hello.agentId !== "" && hello.agentId !== id.agent) {
       return this.#end(
         status.PERMISSION_DENIED,
         `Hello claims agent ${JSON.stringify(hello.agentId)} but the certificate is for agent ${JSON.stringify(id.agent)}`,
+        "agent_mismatch",
       );
     }
     if (settings.disabledAgents.has(id.agent)) {
       return this.#end(
         status.PERMISSION_DENIED,
         `agent ${id.agent} is revoked (disabled in the aggregator config)`,
+        "disabled",
       );
     }
     const announced = this.#guard.helloTargets(hello, id, this.#log);
@@ -266,9 +283,13 @@ export class AgentStream {
         announced,
       );
     } catch (err) {
-      return this.#end(status.UNAVAILABLE, `database unavailable: ${errorMessage(err)}`);
+      return this.#end(
+        status.UNAVAILABLE,
+        `database unavailable: ${errorMessage(err)}`,
+        "database_unavailable",
+      );
     }
-    if (!opened.ok) return this.#end(status.PERMISSION_DENIED, opened.reason);
+    if (!opened.ok) return this.#end(status.PERMISSION_DENIED, opened.reason, opened.why);
     this.#connectedAt = opened.connectedAt;
     const m = this.#deps.metrics;
     m.agentsConnected.inc({ site: id.site });
@@ -311,7 +332,7 @@ export class AgentStream {
       reader: this.#reader,
     };
     const out = await storeGroup(deps, this.#identity!, admitted, held, this.#columns.buffer, nowMs);
-    if (!out.ok) return this.#end(out.code, out.details);
+    if (!out.ok) return this.#end(out.code, out.details, out.reason);
     for (const reply of out.replies) this.#send(reply);
     notifyObservers(this.#deps.observers, out.committed, this.#log);
   }
@@ -374,7 +395,8 @@ export class AgentStream {
         backlog: hb.backlog,
         dropped: hb.dropped,
       });
-      if (!stillEnabled) this.#end(status.PERMISSION_DENIED, `agent ${id.agent} is disabled (revoked)`);
+      if (!stillEnabled)
+        this.#end(status.PERMISSION_DENIED, `agent ${id.agent} is disabled (revoked)`, "disabled");
     } catch (err) {
       // The next batch will meet the same database and end the stream if it is down.
       this.#log.warn({ err: errorMessage(err) }, "heartbeat not recorded");
@@ -418,7 +440,7 @@ export class AgentStream {
   #helloAllowed(): boolean {
     const refused = this.#guard.take("hello");
     if (refused === null) return true;
-    this.#end(status.RESOURCE_EXHAUSTED, `${refused.what}; reconnect in ${refused.retryAfterMs} ms`);
+    this.#end(status.RESOURCE_EXHAUSTED, `${refused.what}; reconnect in ${refused.retryAfterMs} ms`, "rate_limited");
     return false;
   }
 
@@ -431,15 +453,16 @@ export class AgentStream {
     else if (!this.#closed) this.#call.write(message);
   }
 
-  /** Ends the stream with an error status and stops reading. */
-  #end(code: StatusCode, details: string): void {
+  /** Ends the stream with an error status and stops reading; `reason` labels the refusal metric (refusals.ts). */
+  #end(code: StatusCode, details: string, reason: RefusalReason = "other"): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#queue.length = 0;
     const name = statusName(code);
-    if (code === status.UNAVAILABLE) this.#log.info({ status: name, reason: details }, "stream ended");
-    else this.#warn({ status: name, reason: details }, "stream ended");
-    this.#deps.metrics.streamsRefused.inc({ code: name });
+    const fields = { status: name, refusal: reason, reason: details };
+    if (code === status.UNAVAILABLE) this.#log.info(fields, "stream ended");
+    else this.#warn(fields, "stream ended");
+    this.#deps.metrics.streamsRefused.inc({ code: name, reason });
     this.#call.emit("error", statusError(code, details));
     this.#finish();
   }

@@ -15,6 +15,7 @@ import type { CommittedBatch, CommittedResult } from "../observers.ts";
 import type { Identity } from "../store/agents.ts";
 import type { BatchReader, Quarantined } from "../decode/batch-reader.ts";
 import { ack, quarantineReject, type StatusCode } from "./replies.ts";
+import type { RefusalReason } from "../refusals.ts";
 import type { ReadResult } from "../decode/result-reader.ts";
 import type { BatchPool } from "../store/batch-pool.ts";
 import { storeBatch } from "../store/store.ts";
@@ -55,7 +56,7 @@ export type GroupOutcome =
   /** Send `replies` in order, then tell the observers of `committed`. */
   | { ok: true; replies: AggregatorMessage[]; committed: CommittedBatch }
   /** Nothing of the group may be acked: the stream ends with this status. */
-  | { ok: false; code: StatusCode; details: string };
+  | { ok: false; code: StatusCode; details: string; reason: RefusalReason };
 
 /** Stores `admitted` (in seq order, COPY columns in `fields`) in one transaction and answers `held`. */
 export async function storeGroup(
@@ -91,10 +92,11 @@ export async function storeGroup(
       ok: false,
       code: status.UNAVAILABLE,
       details: `database unavailable, batch ${head.first}-${tail.last} not stored; resend`,
+      reason: "database_unavailable",
     };
   }
   if (outcome.kind === "refused")
-    return { ok: false, code: status.PERMISSION_DENIED, details: outcome.reason };
+    return { ok: false, code: status.PERMISSION_DENIED, details: outcome.reason, reason: "disabled" };
 
   const m = deps.metrics;
   const { stored, duplicates, quarantined } = outcome;

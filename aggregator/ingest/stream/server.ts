@@ -1,19 +1,29 @@
 // The gRPC listener for smbfleet.v1.Ingest/Stream. mTLS is required unless
-// the config says `insecure` (loopback demos); every stream is an AgentStream.
+// the config says `insecure` (loopback demos); every stream is an AgentStream,
+// admitted by its client certificate (admission/) before Hello is read. When
+// the revocation list changes, the open streams of certificates it now lists
+// are ended (test/ingest/security.test.ts).
 import { Server, ServerCredentials, type ServerDuplexStream } from "@grpc/grpc-js";
 import type { AggregatorMessage } from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
 import type { ListenAddress } from "../../../shared/config/types.ts";
 import type { Decoded } from "../../../shared/grpc/service.ts";
 import { AgentStream, type IngestDeps } from "./agent-stream.ts";
 import { ingestServiceDefinition, type IngestMessage } from "../decode/raw-batch.ts";
-import { statusError } from "./replies.ts";
+import { statusError, statusName } from "./replies.ts";
 import { status } from "@grpc/grpc-js";
 import { LIMITS_DEFAULTS } from "../../../shared/config/defaults.ts";
+import type { CertificateId } from "../../../shared/tls/revocation.ts";
+import { admitCall, revokedDetails } from "../admission/admit.ts";
+import type { RevocationSource } from "../admission/revocation-watch.ts";
+import { startTlsListener, type TlsListener } from "../admission/tls-listener.ts";
+import type { FleetIdentity } from "../../../shared/tls/identity.ts";
 
 export interface IngestServerOptions {
   listen: ListenAddress;
-  /** null = plain text (insecure mode). */
-  credentials: ServerCredentials | null;
+  /** PEM of the fleet CA and the aggregator's certificate and key; null = plain text (insecure mode). */
+  tls: { ca: Buffer; cert: Buffer; key: Buffer } | null;
+  /** Certificates refused although the CA signed them ([tls] revoked); none when absent. */
+  revocations?: RevocationSource | null;
   /** Messages above this are answered in-band with RESOURCE_EXHAUSTED. */
   maxMessageBytes: number;
   /** Connection limits grpc-js enforces ([limits]); defaults: LIMITS_DEFAULTS. */
@@ -81,7 +91,11 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Runn
     "grpc.max_connection_age_grace_ms": Math.min(c.ageGraceMs, MAX_TIMER_MS),
   });
   const open = new Set<AgentStream>();
+  /** The certificate of each open stream, to end it when the certificate is revoked. */
+  const certificates = new Map<AgentStream, { identity: FleetIdentity; id: CertificateId }>();
   let draining = false;
+  let listener: TlsListener | null = null;
+  const { metrics, logger } = opts.deps;
 
   const handler = (call: ServerDuplexStream<Decoded<IngestMessage>, AggregatorMessage>): void => {
     if (draining) {
@@ -90,17 +104,48 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Runn
     }
     const stream = new AgentStream(call, opts.deps);
     open.add(stream);
-    void stream.done.then(() => open.delete(stream));
-    stream.start();
+    void stream.done.then(() => {
+      open.delete(stream);
+      certificates.delete(stream);
+    });
+    if (listener === null) return stream.start();
+    const admission = admitCall(call, {
+      verdictOf: listener.verdictOf,
+      ...(opts.revocations ? { revocations: opts.revocations.current() } : {}),
+    });
+    if (admission.ok) certificates.set(stream, { identity: admission.identity, id: admission.certificate });
+    stream.start(admission);
   };
   server.addService(ingestServiceDefinition(opts.maxMessageBytes), { stream: handler });
 
-  const address = `${opts.listen.host.includes(":") ? `[${opts.listen.host}]` : opts.listen.host}:${opts.listen.port}`;
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(address, opts.credentials ?? ServerCredentials.createInsecure(), (err, bound) =>
-      err === null ? resolve(bound) : reject(err),
-    );
+  const stopWatching = opts.revocations?.onChange((list) => {
+    for (const [stream, { identity, id }] of certificates) {
+      const revoked = list.find(id);
+      if (revoked === undefined) continue;
+      stream.end(status.PERMISSION_DENIED, revokedDetails(identity, id, revoked.reason), "revoked");
+    }
   });
+
+  let port: number;
+  if (opts.tls !== null) {
+    listener = await startTlsListener({
+      server,
+      listen: opts.listen,
+      tls: opts.tls,
+      onRefused: ({ reason, detail, peer }) => {
+        logger.warn({ peer, refusal: reason, reason: detail }, "connection refused");
+        metrics.streamsRefused.inc({ code: statusName(status.UNAVAILABLE), reason });
+      },
+    });
+    port = listener.port;
+  } else {
+    const address = `${opts.listen.host.includes(":") ? `[${opts.listen.host}]` : opts.listen.host}:${opts.listen.port}`;
+    port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) =>
+        err === null ? resolve(bound) : reject(err),
+      );
+    });
+  }
 
   return {
     port,
@@ -109,6 +154,8 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Runn
     },
     async close(graceMs = DEFAULT_SHUTDOWN_GRACE_MS): Promise<void> {
       draining = true;
+      stopWatching?.();
+      listener?.close();
       const stopped = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<"late">(
@@ -116,8 +163,12 @@ export async function startIngestServer(opts: IngestServerOptions): Promise<Runn
       );
       const drained = Promise.all([...open].map((s) => s.drain())).then(() => "drained" as const);
       // A batch stuck on a dead database must not hold shutdown: cut what is left.
-      if ((await Promise.race([drained, graceOver])) === "late") server.forceShutdown();
+      if ((await Promise.race([drained, graceOver])) === "late") {
+        server.forceShutdown();
+        listener?.destroyAll();
+      }
       clearTimeout(timer);
+      // Not destroyed after a graceful stop: a socket cut now could lose the status just written.
       await stopped;
     },
   };
