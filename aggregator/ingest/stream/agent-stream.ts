@@ -130,7 +130,9 @@ export class AgentStream {
       const refused = this.#guard.count(admission.identity.agent);
       if (refused !== null) return this.#end(status.RESOURCE_EXHAUSTED, refused, "stream_quota");
     }
-    this.#guard.startHelloDeadline((details) => this.#end(status.DEADLINE_EXCEEDED, details, "hello_timeout"));
+    this.#guard.startHelloDeadline((details) =>
+      this.#end(status.DEADLINE_EXCEEDED, details, "hello_timeout"),
+    );
     this.#call.on("data", (message: Decoded<IngestMessage>) => {
       this.#guard.helloCame();
       if (this.#closed) return;
@@ -440,7 +442,11 @@ export class AgentStream {
   #helloAllowed(): boolean {
     const refused = this.#guard.take("hello");
     if (refused === null) return true;
-    this.#end(status.RESOURCE_EXHAUSTED, `${refused.what}; reconnect in ${refused.retryAfterMs} ms`, "rate_limited");
+    this.#end(
+      status.RESOURCE_EXHAUSTED,
+      `${refused.what}; reconnect in ${refused.retryAfterMs} ms`,
+      "rate_limited",
+    );
     return false;
   }
 
