@@ -3,7 +3,7 @@
 // COPYed into `results` by postgres.js over several connections at once.
 import type { Db } from "../../aggregator/db/connect.ts";
 import { copyIn } from "./copy-in.ts";
-import { copyField } from "./copy-text.ts";
+import { copyText } from "../../aggregator/ingest/store/copy-rows.ts";
 
 const COLUMNS = `site, agent_id, seq, target_id, started_at, duration_ms, healthy,
   failure_class, failure_message, operations, above_threshold, late, received_at`;
@@ -23,7 +23,7 @@ export async function copyCeiling(
   o: { connections: number; rowsPerCopy: number; total: number; targets: number },
 ): Promise<number> {
   const perConnection = Math.ceil(o.total / o.connections);
-  const ops = copyField(OPERATIONS);
+  const ops = copyText(OPERATIONS);
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: o.connections }, async (_, c) => {
