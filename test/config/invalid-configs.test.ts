@@ -199,22 +199,22 @@ const CASES: Array<[fixture: string, expected: string[]]> = [
   [
     "aggregator-bad-limits.toml",
     [
-      "{file}:8: limits.max_streams_per_agent: must be between 1 and 100, got 0",
-      "{file}:9: limits.max_streams_per_connection: expected an integer, got a float (2.5)",
-      "{file}:10: limits.hello_timeout: must be greater than 0, got 0",
-      "{file}:11: limits.connection_age_grace: must be at least 0, got -1",
-      '{file}:12: limits.batches_per_second: expected a number, got a string ("100")',
-      "{file}:13: limits.max_targets_per_agent: must be at least 1, got 0",
-      "{file}:14: limits.max_metrics_bytes: must be between 65536 and 536870888, got 1073741824",
-      "{file}:15: limits.log_lines_per_minute: must be at least 1, got 0",
-      '{file}:16: limits.max_stream_per_agent: unknown key (did you mean "max_streams_per_agent"?)',
+      "{file}:9: limits.max_streams_per_agent: must be between 1 and 100, got 0",
+      "{file}:10: limits.max_streams_per_connection: expected an integer, got a float (2.5)",
+      "{file}:11: limits.hello_timeout: must be greater than 0, got 0",
+      "{file}:12: limits.connection_age_grace: must be at least 0, got -1",
+      '{file}:13: limits.batches_per_second: expected a number, got a string ("100")',
+      "{file}:14: limits.max_targets_per_agent: must be at least 1, got 0",
+      "{file}:15: limits.max_metrics_bytes: must be between 65536 and 536870888, got 1073741824",
+      "{file}:16: limits.log_lines_per_minute: must be at least 1, got 0",
+      '{file}:17: limits.max_stream_per_agent: unknown key (did you mean "max_streams_per_agent"?)',
     ],
   ],
   [
     "aggregator-limits-per-agent-budget.toml",
     [
-      "{file}:9: limits.max_metrics_bytes_per_agent: warning: 2097152 is more than max_metrics_bytes (1048576): one agent may fill the whole render",
-      "{file}:10: limits.hello_timeout: must be at most 300, got 600",
+      "{file}:10: limits.max_metrics_bytes_per_agent: warning: 2097152 is more than max_metrics_bytes (1048576): one agent may fill the whole render",
+      "{file}:11: limits.hello_timeout: must be at most 300, got 600",
     ],
   ],
   [

@@ -127,8 +127,8 @@ describe("aggregator config", () => {
     const config = loadAggregatorConfig(join(DIR, "aggregator-full.toml"), {});
     // Secrets in the file work, and draw a warning each.
     expect(config.warnings.map((w) => `${w.line}: ${w.key}: ${w.message}`)).toEqual([
-      "35: http_auth.bearer_token: holds a secret: prefer SMBFLEET_HTTP_TOKEN to keep it out of the file",
-      "37: http_auth.basic_password: holds a secret: prefer SMBFLEET_HTTP_PASSWORD to keep it out of the file",
+      "52: http_auth.bearer_token: holds a secret: prefer SMBFLEET_HTTP_TOKEN to keep it out of the file",
+      "54: http_auth.basic_password: holds a secret: prefer SMBFLEET_HTTP_PASSWORD to keep it out of the file",
     ]);
     expect(config.server).toEqual({
       grpcListen: { host: "127.0.0.1", port: 0 },
