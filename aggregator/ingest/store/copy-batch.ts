@@ -145,6 +145,11 @@ export async function copyBatch(
       timeoutMs,
     );
   });
+  // If anything below throws before `await outcome` (writable.end() on a
+  // connection that just died), the hooked reject still fires later; without
+  // a handler that rejection would be unhandled and end the process
+  // (test/db/backend-termination.test.ts met it under load).
+  outcome.catch(() => {});
   // postgres.js destroys the writable with the connection's error; the hooked
   // reject carries the same error. An 'error' without a listener would be thrown.
   writable.on("error", () => {});
