@@ -7,7 +7,8 @@
 // The transactions run through withTransaction on node-postgres, not
 // postgres.js's sql.begin(): a backend dying during a start-up migration must
 // cost the aggregator one retry, not the process (docs/architecture.md,
-// "Transactions against PostgreSQL"; test/db/migrate.test.ts).
+// "Transactions against PostgreSQL"; test/db/migrate.test.ts and
+// test/db/startup-termination.test.ts).
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
@@ -22,7 +23,7 @@ import { closeTxPool, createTxPool, type TxPool } from "./tx-pool.ts";
 export const MIGRATIONS_DIR = fileURLToPath(new URL("./migrations/", import.meta.url));
 
 /** Arbitrary but fixed: the advisory lock key all smbfleet migrators agree on ("smbfleet" in ASCII, cut to int8). */
-const MIGRATION_LOCK_KEY = 0x736d62666c656574n;
+export const MIGRATION_LOCK_KEY = 0x736d62666c656574n;
 
 const FILE_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 
