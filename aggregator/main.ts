@@ -10,15 +10,17 @@ import { Backoff } from "../shared/backoff.ts";
 import { loadAggregatorConfig } from "../shared/config/aggregator.ts";
 import { formatProblem } from "../shared/config/problems.ts";
 import type { AggregatorConfig } from "../shared/config/types.ts";
-import { SmbfleetError, errorMessage, isSmbfleetError } from "../shared/errors.ts";
+import { SmbfleetError, errorMessage } from "../shared/errors.ts";
 import { startHttpServer, type RunningHttpServer } from "../shared/http/server.ts";
 import { createLogger, type Logger } from "../shared/logger.ts";
 import { loadTlsFiles } from "../shared/tls/files.ts";
 import { RevocationWatch } from "./ingest/admission/revocation-watch.ts";
 import { BatchPool } from "./ingest/store/batch-pool.ts";
-import { closeDatabase, connectDatabase, MAINTENANCE_STATEMENT_TIMEOUT_MS, type Db } from "./db/connect.ts";
+import { closeDatabase, connectDatabase, MAINTENANCE_STATEMENT_TIMEOUT_MS } from "./db/connect.ts";
 import { maintenanceIntervalFromEnv, startMaintenance, type Maintenance } from "./db/maintenance.ts";
-import { migrate, schemaStatus } from "./db/migrate.ts";
+import { migrate, openMigrationPool, schemaStatus } from "./db/migrate.ts";
+import type { TxConnector } from "./db/transaction.ts";
+import { isTransactionError } from "./db/tx-errors.ts";
 import { closeTxPool, createTxPool } from "./db/tx-pool.ts";
 import { AgentQuotas } from "./ingest/stream/quotas.ts";
 import { AgentRateLimits } from "./ingest/stream/rate-limit.ts";
@@ -39,8 +41,8 @@ options:
 `;
 
 /**
- * Connections for Hello, Heartbeat and disconnect bookkeeping and migrations:
- * short single statements; batches have their own pool of [database] pool_size.
+ * Connections for Hello, Heartbeat and disconnect bookkeeping: short single
+ * statements; batches have their own pool of [database] pool_size.
  */
 const BOOKKEEPING_POOL_SIZE = 4;
 
@@ -77,30 +79,35 @@ export function loadFromCommandLine(
   return loadConfigOrReport(() => loadAggregatorConfig(args.file, env), io) ?? 1;
 }
 
-/** Migrates, retrying while the database is unreachable, until it succeeds, the wait is over or the signal aborts. */
-export async function migrateWithRetry(sql: Db, logger: Logger, signal: AbortSignal): Promise<void> {
+/**
+ * Migrates, retrying while the database is unreachable or the connection is
+ * lost mid-migration, until it succeeds, the wait is over or the signal aborts.
+ */
+export async function migrateWithRetry(
+  pool: TxConnector,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<void> {
   const backoff = new Backoff({ initialMs: 500, maxMs: 10_000 });
   const deadline = Date.now() + STARTUP_DB_WAIT_MS;
   for (;;) {
     try {
-      await migrate(sql, { logger });
+      await migrate(pool, { logger });
       return;
     } catch (err) {
-      // A failing migration is not "unreachable": retrying cannot fix it.
-      if (isSmbfleetError(err, "MIGRATION_FAILED") && !isConnectionError(err.cause)) throw err;
+      // Only a transient TransactionError is worth waiting for. A failing
+      // migration (MIGRATION_FAILED) is not "unreachable": retrying repeats it.
+      // After DB_COMMIT_UNKNOWN the next attempt finds a committed migration
+      // in schema_migrations and skips it.
+      if (!isTransactionError(err) || !err.transient) throw err;
       if (Date.now() > deadline || signal.aborted) throw err;
-      logger.warn({ err: errorMessage(err) }, "database not reachable yet; retrying");
+      logger.warn(
+        { err: errorMessage(err), code: err.code },
+        "database unavailable while migrating; retrying",
+      );
       if (!(await backoff.sleep(signal))) throw err;
     }
   }
-}
-
-function isConnectionError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return (
-    typeof code === "string" &&
-    (/^CONNECT|^CONNECTION_/.test(code) || /^E[A-Z]+$/.test(code) || code === "57P03")
-  );
 }
 
 export async function runAggregator(
@@ -151,7 +158,17 @@ export async function runAggregator(
     if (config.tls !== null && tls !== null) {
       revocations = await RevocationWatch.start(config.tls.revoked, logger);
     }
-    await migrateWithRetry(sql, logger, signal);
+    // Migrations are transactions: on node-postgres, on a connection of their
+    // own with no statement limit, closed once the schema is current.
+    const migrationPool = openMigrationPool(config.database.url, {
+      logger,
+      applicationName: "smbfleet-aggregator-migrate",
+    });
+    try {
+      await migrateWithRetry(migrationPool, logger, signal);
+    } finally {
+      await closeTxPool(migrationPool);
+    }
     maintenance = startMaintenance(maintenancePool, logger, {
       rawDays: config.retention.rawDays,
       rollupDays: config.retention.rollupDays,

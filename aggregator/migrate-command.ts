@@ -3,8 +3,7 @@
 import type { CommandIo } from "../shared/command-io.ts";
 import { errorMessage } from "../shared/errors.ts";
 import { createLogger } from "../shared/logger.ts";
-import { closeDatabase, connectDatabase, MAINTENANCE_STATEMENT_TIMEOUT_MS } from "./db/connect.ts";
-import { migrate } from "./db/migrate.ts";
+import { migrateUrl } from "./db/migrate.ts";
 import { loadFromCommandLine } from "./main.ts";
 
 const USAGE = `usage: smbfleet migrate --config FILE
@@ -27,15 +26,8 @@ export async function run(
   const config = loadFromCommandLine(argv, env, io, USAGE);
   if (typeof config === "number") return config;
   const logger = createLogger("migrate");
-  const sql = connectDatabase({
-    url: config.database.url,
-    poolSize: 1,
-    logger,
-    statementTimeoutMs: MAINTENANCE_STATEMENT_TIMEOUT_MS,
-    applicationName: "smbfleet-migrate",
-  });
   try {
-    const result = await migrate(sql, { logger });
+    const result = await migrateUrl(config.database.url, { logger, applicationName: "smbfleet-migrate" });
     io.stdout(
       result.applied.length === 0
         ? `schema is current (version ${result.version})\n`
@@ -45,7 +37,5 @@ export async function run(
   } catch (err) {
     io.stderr(`smbfleet migrate: ${errorMessage(err)}\n`);
     return 1;
-  } finally {
-    await closeDatabase(sql);
   }
 }

@@ -18,7 +18,10 @@ export interface TxPoolOptions {
   logger?: Logger;
   /** Shown in pg_stat_activity. */
   applicationName: string;
-  /** Per-statement limit; default STATEMENT_TIMEOUT_MS. */
+  /**
+   * Per-statement limit; default STATEMENT_TIMEOUT_MS. 0: none, neither on
+   * the server nor on the client (migrations: aggregator/db/migrate.ts).
+   */
   statementTimeoutMs?: number;
   /** Overrides for tests (e.g. a short connect timeout). */
   connectTimeoutSeconds?: number;
@@ -58,7 +61,10 @@ export function createTxPool(opts: TxPoolOptions): TxPool {
     application_name: opts.applicationName,
     statement_timeout: statementTimeout,
     idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_TIMEOUT_MS,
-    query_timeout: statementTimeout + ANSWER_MARGIN_MS,
+    // With no server limit there is no point past which a silent connection
+    // is known to be stuck: a long statement is expected (node-postgres reads
+    // 0 as "none" for both).
+    query_timeout: statementTimeout === 0 ? 0 : statementTimeout + ANSWER_MARGIN_MS,
     // (node-postgres sets TCP_NODELAY on its sockets itself.)
     keepAlive: true,
     types: { getTypeParser: int8AsBigint },

@@ -22,7 +22,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeDatabase, connectDatabase } from "../../aggregator/db/connect.ts";
-import { migrate } from "../../aggregator/db/migrate.ts";
+import { migrateUrl } from "../../aggregator/db/migrate.ts";
 import { Secret } from "../../shared/secret.ts";
 import { clientCredentials } from "../../shared/tls/credentials.ts";
 import { loadTlsFiles } from "../../shared/tls/files.ts";
@@ -79,9 +79,10 @@ interface Ceiling {
 }
 
 async function ceiling(pg: RunningPostgres, pgPid: number, database: string): Promise<Ceiling> {
-  const sql = connectDatabase({ url: new Secret(await pg.createDatabase(database)), poolSize: AGENTS });
+  const url = new Secret(await pg.createDatabase(database));
+  const sql = connectDatabase({ url, poolSize: AGENTS });
   try {
-    await migrate(sql);
+    await migrateUrl(url);
     const c0 = treeCpuSeconds(pgPid);
     const same = await copyCeiling(sql, {
       connections: AGENTS,

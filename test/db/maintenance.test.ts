@@ -43,7 +43,7 @@ beforeAll(async () => {
   const url = new Secret(await pg.createDatabase("maint"));
   sql = connectDatabase({ url, poolSize: 3 });
   pool = createTxPool({ url, max: 2, applicationName: "smbfleet-test-maintenance" });
-  await migrate(sql);
+  await migrate(pool);
   await sql`INSERT INTO sites (site) VALUES ('paris')`;
   const t = await sql`
     INSERT INTO targets (site, address, port, domain, share, basedir, name)

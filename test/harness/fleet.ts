@@ -93,6 +93,13 @@ export interface AggregatorOptions {
   httpToken?: string;
   /** Own process group, so a terminal's Ctrl-C reaches only the caller (make demo), which then stops it once. */
   detached?: boolean;
+  /** How long the child may take to become ready; default START_TIMEOUT_MS. */
+  startTimeoutMs?: number;
+  /**
+   * Aborting while the child starts kills it, and the start rejects: a test
+   * that fails before start-up finishes leaves no child behind.
+   */
+  signal?: AbortSignal;
 }
 
 export interface AggregatorProcess {
@@ -181,9 +188,9 @@ export async function startAggregatorProcess(opts: AggregatorOptions): Promise<A
     });
     createInterface({ input: proc.stderr }).on("line", (text) => keep(otherOutput, `[stderr] ${text}`));
     const alive = (): boolean => proc.exitCode === null && proc.signalCode === null;
-    const deadline = Date.now() + START_TIMEOUT_MS;
+    const deadline = Date.now() + (opts.startTimeoutMs ?? START_TIMEOUT_MS);
     let ready = false;
-    while (!ready && alive() && Date.now() < deadline) {
+    while (!ready && alive() && Date.now() < deadline && opts.signal?.aborted !== true) {
       ready =
         (await readyz(httpPort, opts.httpToken)) && (await waitForPort(LOOPBACK, grpcPort, 1_000, alive));
       if (!ready) await new Promise((r) => setTimeout(r, POLL_MS));

@@ -8,7 +8,7 @@
 import postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { closeDatabase, connectDatabase, type Db } from "../../aggregator/db/connect.ts";
-import { migrate } from "../../aggregator/db/migrate.ts";
+import { migrateUrl } from "../../aggregator/db/migrate.ts";
 import { copyBatch, type CopyBatchInput } from "../../aggregator/ingest/store/copy-batch.ts";
 import { Secret } from "../../shared/secret.ts";
 import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
@@ -69,7 +69,7 @@ beforeAll(async () => {
   pg = await startPostgres();
   url = await pg.createDatabase("copy_batch");
   sql = connectDatabase({ url: new Secret(url), poolSize: 1, applicationName: "copy-batch-test" });
-  await migrate(sql);
+  await migrateUrl(new Secret(url));
   await sql`INSERT INTO sites (site) VALUES ('paris')`;
   // Target id 1 for every line.
   await sql`INSERT INTO targets (site, address, port, domain, share, basedir, name)

@@ -23,7 +23,7 @@ import { clientCredentials } from "../../shared/tls/credentials.ts";
 import { loadTlsFiles } from "../../shared/tls/files.ts";
 import { initCa, issueAgent, issueServer } from "../../shared/tls/pki.ts";
 import { closeDatabase, connectDatabase, type Db } from "../../aggregator/db/connect.ts";
-import { migrate } from "../../aggregator/db/migrate.ts";
+import { migrateUrl } from "../../aggregator/db/migrate.ts";
 import { AggregatorMetrics, type MetricsOptions } from "../../aggregator/metrics/aggregator-metrics.ts";
 import { metricsObserver } from "../../aggregator/metrics/ingest-observer.ts";
 import type { IngestSettings } from "../../aggregator/ingest/stream/agent-stream.ts";
@@ -108,7 +108,7 @@ export async function startIngestFixture(
 export async function startIngestOn(url: string, opts: FixtureOptions = {}): Promise<IngestFixture> {
   const sql = connectDatabase({ url: new Secret(url), poolSize: 4 });
   const batchSql = connectDatabase({ url: new Secret(url), poolSize: BATCH_CONNECTIONS });
-  await migrate(sql);
+  await migrateUrl(new Secret(url));
   const metrics = new AggregatorMetrics({ ...opts.metrics, processMetrics: false });
   const tls = opts.tls === true;
   const settings: IngestSettings = { ...DEFAULT_TEST_SETTINGS, insecure: !tls, ...opts.settings };
