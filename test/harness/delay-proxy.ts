@@ -60,10 +60,11 @@ export interface DelayProxy {
 }
 
 /**
- * setTimeout fires up to ~1 ms late; a latency test that adds 2·D per round
- * trip over several round trips cannot afford that. So by default the last
+ * setTimeout fires up to ~1 ms late; a test that compares a delayed exchange
+ * with 2·D in absolute milliseconds cannot afford that. So by default the last
  * stretch before a chunk is due is waited with setImmediate polling: it costs
- * CPU in the proxy only, for at most this long per chunk.
+ * CPU in the proxy only, for at most this long per chunk. (The latency test
+ * compares two delays, where the lateness cancels, and turns this off.)
  */
 const DEFAULT_SPIN_WINDOW_MS = 1.5;
 
