@@ -14,13 +14,16 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { initCa, issueAgent, issueServer, type IssuedFiles } from "../../shared/tls/pki.ts";
-import { LOOPBACK, freePort, waitForPort } from "./ports.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { LOOPBACK, reservePort, waitForPort } from "./ports.ts";
 
 const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
 /** Migrations and listeners take ~1 s here; a 2-core box shared with other tests needs far more. */
 const START_TIMEOUT_MS = 30_000;
 /** A graceful stop waits for in-flight batches (the aggregator's own grace is 10 s). */
 const STOP_TIMEOUT_MS = 15_000;
+/** Between tries to bind a port something outside the harness holds (reservePort keeps the harness's own off it). */
+const BIND_RETRY_MS = 250;
 /** How often readiness is polled while a child starts. */
 const POLL_MS = 100;
 /** Log lines kept per child: enough to explain a failure, bounded for long runs. */
@@ -79,7 +82,7 @@ export interface AggregatorOptions {
   dir: string;
   pki: FleetPki;
   databaseUrl: string;
-  /** Fixed ports (0 or absent: a free one, kept across restarts). */
+  /** Fixed ports (0 or absent: a reserved one, kept across restarts: see reservePort). */
   grpcPort?: number;
   httpPort?: number;
   /** Database pool size (the aggregator's default otherwise). */
@@ -145,8 +148,9 @@ export function writeAggregatorConfig(
 /** `node main.ts aggregator --config F` on loopback; resolves once /readyz answers 200 and gRPC accepts. */
 export async function startAggregatorProcess(opts: AggregatorOptions): Promise<AggregatorProcess> {
   const name = opts.name ?? "aggregator";
-  const grpcPort = opts.grpcPort || (await freePort());
-  const httpPort = opts.httpPort || (await freePort());
+  // Reserved until this process exits: restart() binds them again after a kill.
+  const grpcPort = opts.grpcPort || (await reservePort()).port;
+  const httpPort = opts.httpPort || (await reservePort()).port;
   mkdirSync(opts.dir, { recursive: true });
   const configFile = join(opts.dir, `${name}.toml`);
   writeAggregatorConfig(configFile, { ...opts, grpcPort, httpPort });
@@ -156,7 +160,8 @@ export async function startAggregatorProcess(opts: AggregatorOptions): Promise<A
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
 
-  const spawnChild = async (): Promise<void> => {
+  /** Starts the child and waits until it is ready; false when it exited because a port was taken. */
+  const trySpawn = async (deadline: number): Promise<boolean> => {
     const proc = spawn(process.execPath, [MAIN, "aggregator", "--config", configFile], {
       env: opts.env ?? process.env,
       stdio: ["ignore", "pipe", "pipe"],
@@ -178,18 +183,27 @@ export async function startAggregatorProcess(opts: AggregatorOptions): Promise<A
     });
     createInterface({ input: proc.stderr }).on("line", (text) => keep(otherOutput, `[stderr] ${text}`));
     const alive = (): boolean => proc.exitCode === null && proc.signalCode === null;
-    const deadline = Date.now() + START_TIMEOUT_MS;
+    const [logsBefore, otherBefore] = [logs.length, otherOutput.length];
     let ready = false;
     while (!ready && alive() && Date.now() < deadline) {
       ready = (await readyz(httpPort)) && (await waitForPort(LOOPBACK, grpcPort, 1_000, alive));
-      if (!ready) await new Promise((r) => setTimeout(r, POLL_MS));
+      if (!ready) await sleep(POLL_MS);
     }
-    if (!ready) {
-      proc.kill("SIGKILL");
-      await exited;
-      const tail = [...logs.slice(-20).map((l) => JSON.stringify(l)), ...otherOutput.slice(-20)];
-      throw new Error(`${name} did not become ready on ${grpcPort}/${httpPort}:\n${tail.join("\n")}`);
+    if (ready) return true;
+    proc.kill("SIGKILL");
+    await exited;
+    const said = [...logs.slice(logsBefore).map((l) => JSON.stringify(l)), ...otherOutput.slice(otherBefore)];
+    if (said.some((line) => /EADDRINUSE|address already in use/i.test(line)) && Date.now() < deadline) {
+      return false;
     }
+    const tail = [...logs.slice(-20).map((l) => JSON.stringify(l)), ...otherOutput.slice(-20)];
+    throw new Error(`${name} did not become ready on ${grpcPort}/${httpPort}:\n${tail.join("\n")}`);
+  };
+
+  /** trySpawn again while a port is held by something else, up to START_TIMEOUT_MS. */
+  const spawnChild = async (): Promise<void> => {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (!(await trySpawn(deadline))) await sleep(BIND_RETRY_MS);
   };
 
   const kill = async (signal: NodeJS.Signals = "SIGKILL"): Promise<void> => {
