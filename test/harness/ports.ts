@@ -1,5 +1,6 @@
 // Loopback ports and process helpers shared by every server the test harness
 // starts (Samba, the delay proxy, later PostgreSQL and Redis).
+import { spawnSync } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
@@ -166,6 +167,24 @@ export async function waitForPort(
     await sleep(PORT_POLL_MS);
   }
   return false;
+}
+
+/**
+ * Bytes the kernel holds in the queues of established TCP connections to or
+ * from port (`ss`): 0 once both ends have read everything sent so far, e.g.
+ * every message a test wrote has reached the server's process.
+ */
+export function queuedBytes(port: number): number {
+  const ss = spawnSync("ss", ["-tnH", "state", "established", `( sport = :${port} or dport = :${port} )`], {
+    encoding: "utf8",
+  });
+  if (ss.status !== 0) throw new Error(`ss failed (${ss.status ?? ss.signal}): ${ss.stderr}`);
+  let bytes = 0;
+  for (const line of ss.stdout.split("\n")) {
+    const [recvQ, sendQ] = line.trim().split(/\s+/);
+    if (recvQ !== undefined && recvQ !== "") bytes += Number(recvQ) + Number(sendQ);
+  }
+  return bytes;
 }
 
 /** Pids of every live process whose process group is pgid (read from /proc). */
