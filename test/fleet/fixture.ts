@@ -76,6 +76,3 @@ export async function startFleet(database: string): Promise<Fleet> {
     },
   };
 }
-
-/** Resolves after ms. */
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

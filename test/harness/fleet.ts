@@ -351,18 +351,3 @@ export async function storedResults(sql: Sql, agent: string): Promise<StoredResu
 export function seqRange(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
 }
-
-/** Polls until check() returns true; throws naming what was awaited (and the last detail) on timeout. */
-export async function until(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 60_000,
-  detail: () => unknown = () => "",
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} ${JSON.stringify(detail())}`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-}
