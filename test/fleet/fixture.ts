@@ -69,7 +69,10 @@ export async function startFleet(database: string): Promise<Fleet> {
     async close() {
       for (const fn of closers) await fn().catch(() => undefined);
       for (const a of agents) await a.close().catch(() => undefined);
-      for (const agg of aggregators) await agg.kill("SIGKILL");
+      for (const agg of aggregators) {
+        await agg.kill("SIGKILL");
+        agg.releasePorts();
+      }
       await sql.end({ timeout: 2 });
       await pg.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -117,6 +117,8 @@ export interface AggregatorProcess {
   stop(): Promise<number | null>;
   /** Starts the child again with the same config and ports; waits until it is ready. */
   restart(): Promise<void>;
+  /** Gives up the ports it reserved (no restart() after this); otherwise they are freed at exit. */
+  releasePorts(): void;
 }
 
 export function writeAggregatorConfig(
@@ -148,9 +150,10 @@ export function writeAggregatorConfig(
 /** `node main.ts aggregator --config F` on loopback; resolves once /readyz answers 200 and gRPC accepts. */
 export async function startAggregatorProcess(opts: AggregatorOptions): Promise<AggregatorProcess> {
   const name = opts.name ?? "aggregator";
-  // Reserved until this process exits: restart() binds them again after a kill.
-  const grpcPort = opts.grpcPort || (await reservePort()).port;
-  const httpPort = opts.httpPort || (await reservePort()).port;
+  // Reserved until releasePorts() or this process's exit: restart() binds them again after a kill.
+  const reserved = [opts.grpcPort ? null : await reservePort(), opts.httpPort ? null : await reservePort()];
+  const grpcPort = opts.grpcPort || reserved[0]!.port;
+  const httpPort = opts.httpPort || reserved[1]!.port;
   mkdirSync(opts.dir, { recursive: true });
   const configFile = join(opts.dir, `${name}.toml`);
   writeAggregatorConfig(configFile, { ...opts, grpcPort, httpPort });
@@ -240,6 +243,9 @@ export async function startAggregatorProcess(opts: AggregatorOptions): Promise<A
     async restart() {
       await kill("SIGKILL");
       await spawnChild();
+    },
+    releasePorts() {
+      for (const r of reserved) r?.release();
     },
   };
 }

@@ -128,9 +128,17 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Once per process: unlock on exit, and remove lock files whose owner died
+ * without releasing (a test worker killed by its runner runs no exit hook).
+ */
 function installReleaseHook(): void {
   if (releaseHookInstalled) return;
   releaseHookInstalled = true;
+  for (const name of readdirSync(RESERVATIONS_DIR)) {
+    const owner = Number(readProcFile(join(RESERVATIONS_DIR, name)));
+    if (Number.isInteger(owner) && owner > 0 && !isAlive(owner)) unlock(Number(name));
+  }
   process.once("exit", () => {
     for (const port of held) unlock(port);
   });
