@@ -5,7 +5,9 @@
 //   (b) figure-latency.ts: reported latency next to the same operation timed
 //       on the wire (tcpdump on lo): median, p95 and max of the error;
 //   (c) figure-schedule.ts: the most targets one agent keeps on schedule at a
-//       60 s interval on one core, extrapolated from (a), then checked.
+//       60 s interval on one core, extrapolated from (a), then checked;
+//   (d) figure-delimiter.ts: the end-of-command delimiter alone, next to the
+//       cheapest operation.
 // A new figure is a module that takes what it needs (Samba, the sequential
 // runs) and adds its verdicts; one more call below.
 //
@@ -23,6 +25,7 @@ import { startSamba } from "../../test/harness/samba.ts";
 import { startRun } from "../shared/run-info.ts";
 import { Verdicts } from "../shared/verdict.ts";
 import { cpuFigure } from "./figure-cpu.ts";
+import { delimiterFigure } from "./figure-delimiter.ts";
 import { latencyFigure } from "./figure-latency.ts";
 import { scheduleFigure } from "./figure-schedule.ts";
 import { BENCH_MAX_CONCURRENT_RUNS } from "./schedule.ts";
@@ -75,6 +78,7 @@ async function main(): Promise<number> {
     const sequential = await sequentialRuns(samba, dir, runs);
     const { perRunMs } = cpuFigure(sequential, verdicts);
     latencyFigure(sequential, verdicts);
+    await delimiterFigure(samba, sequential, verdicts);
     await scheduleFigure(samba, perRunMs, { windowSeconds, loadLevels, twoCores }, verdicts);
     verdicts.print();
     return 0;

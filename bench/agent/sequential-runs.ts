@@ -10,7 +10,7 @@ import { silentLogger } from "../../shared/logger.ts";
 import type { ProbeResult } from "../../shared/result.ts";
 import type { SambaServer } from "../../test/harness/samba.ts";
 import { makeTarget } from "../../test/harness/targets.ts";
-import { startCapture, stopCapture } from "./capture.ts";
+import { startCapture } from "../../test/harness/pcap.ts";
 import { childrenCpuMs, selfCpuMs } from "./cpu.ts";
 
 /** JIT and smbd's first-connection caches: not measured (their sessions are skipped in the capture too). */
@@ -28,7 +28,7 @@ export interface SequentialRuns {
 
 export async function sequentialRuns(samba: SambaServer, dir: string, runs: number): Promise<SequentialRuns> {
   const pcap = join(dir, "runs.pcap");
-  const tcpdump = await startCapture(samba.port, pcap);
+  const capture = await startCapture(samba.port, pcap);
   try {
     const check = createSmbCheck({ agentId: "bench", logger: silentLogger() });
     const metrics = createAgentMetrics({ site: "bench", agentId: "bench", version: "bench" });
@@ -49,6 +49,6 @@ export async function sequentialRuns(samba: SambaServer, dir: string, runs: numb
     }
     return { runs, results, agentMs, smbclientMs, pcap };
   } finally {
-    await stopCapture(tcpdump);
+    await capture.stop();
   }
 }

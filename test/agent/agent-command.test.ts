@@ -11,6 +11,7 @@ import { startAgentProcess, type AgentProcess } from "../../scripts/agent-proces
 import { writeDemoConfig } from "../../scripts/demo-config.ts";
 import { parseMetrics, select } from "../../scripts/prom-text.ts";
 import { startSamba, type SambaServer } from "../harness/samba.ts";
+import { until } from "../harness/wait.ts";
 import { smbclientsFor } from "./processes.ts";
 
 let samba: SambaServer;
@@ -28,16 +29,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function poll<T>(what: string, fn: () => Promise<T | null>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn().catch(() => null);
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 describe("smbfleet agent", () => {
   it("probes real Samba, serves metrics and health, and stops cleanly on SIGTERM", async () => {
     const config = writeDemoConfig(samba, dir, {
@@ -47,12 +38,16 @@ describe("smbfleet agent", () => {
     agent = await startAgentProcess(config);
     const labels = { address: samba.host, share: "writable", domain: samba.workgroup, site: "paris" };
 
-    const samples = await poll("a healthy result with latency samples", async () => {
-      const s = parseMetrics(await (await fetch(`${agent!.url}/metrics`)).text());
-      const state = select(s, "smb_service_state", labels)[0];
-      const writes = select(s, "smb_operation_latency_seconds_count", { ...labels, operation: "write" })[0];
-      return state?.value === 0 && (writes?.value ?? 0) >= 5 ? s : null;
-    });
+    const samples = await until(
+      "a healthy result with latency samples",
+      async () => {
+        const s = parseMetrics(await (await fetch(`${agent!.url}/metrics`)).text());
+        const state = select(s, "smb_service_state", labels)[0];
+        const writes = select(s, "smb_operation_latency_seconds_count", { ...labels, operation: "write" })[0];
+        return state?.value === 0 && (writes?.value ?? 0) >= 5 ? s : null;
+      },
+      { pollMs: 200 },
+    );
     for (const op of ["login", "write", "ls_dir", "read", "unlink"]) {
       const count = select(samples, "smb_operation_latency_seconds_count", { ...labels, operation: op })[0];
       const sum = select(samples, "smb_operation_latency_seconds_sum", { ...labels, operation: op })[0];
@@ -65,7 +60,7 @@ describe("smbfleet agent", () => {
     }
 
     expect((await fetch(`${agent.url}/healthz`)).status).toBe(200);
-    await poll("ready", async () => ((await fetch(`${agent!.url}/readyz`)).status === 200 ? true : null));
+    await until("ready", async () => (await fetch(`${agent!.url}/readyz`)).status === 200, { pollMs: 200 });
 
     // The effective config is logged once, with the password redacted.
     const password = samba.users[0]!.password;
@@ -81,6 +76,8 @@ describe("smbfleet agent", () => {
   });
 
   it("aborts a run in flight on SIGTERM: exit 0 quickly, no smbclient left", async () => {
+    /** The silent target's run timeout: a stop that waited for the run would take this long. */
+    const RUN_TIMEOUT_S = 60;
     // A server that accepts TCP and never answers keeps a run in flight for its whole timeout.
     const held: Socket[] = [];
     const silent = createServer((socket) => void held.push(socket));
@@ -88,18 +85,18 @@ describe("smbfleet agent", () => {
     const port = (silent.address() as AddressInfo).port;
     try {
       const config = writeDemoConfig(samba, dir, {
-        targets: [{ name: "silent", share: "writable", interval: 3, timeout: 60, port }],
+        targets: [{ name: "silent", share: "writable", interval: 3, timeout: RUN_TIMEOUT_S, port }],
       });
       agent = await startAgentProcess(config);
-      await poll(
+      await until(
         "an smbclient connected to the silent server",
-        () => Promise.resolve(smbclientsFor(port).length > 0 && held.length > 0 ? true : null),
-        10_000,
+        () => smbclientsFor(port).length > 0 && held.length > 0,
+        { timeoutMs: 10_000, pollMs: 200 },
       );
       const t0 = Date.now();
       expect(await agent.stop("SIGTERM")).toBe(0);
-      // Far below the run's own 60 s timeout: the run was aborted, not waited for.
-      expect(Date.now() - t0).toBeLessThan(10_000);
+      // Far below the run's own timeout: the run was aborted, not waited for.
+      expect(Date.now() - t0).toBeLessThan((RUN_TIMEOUT_S * 1000) / 2);
       expect(smbclientsFor(port)).toEqual([]);
       agent = undefined;
     } finally {

@@ -1,15 +1,27 @@
 // `smbfleet check-config` through the real dispatcher, output captured:
 // every problem on its own line, one verdict per file, exit 0/1/2.
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../../cli/run.ts";
 import type { CommandIo } from "../../shared/command-io.ts";
 
 const REPO = join(import.meta.dirname, "../..");
-const DATA = relative(process.cwd(), join(REPO, "../shared/smbprobe-testdata"));
-const ENV = { PASSWORD_PROBE1: "a", PASSWORD_PROBE2: "b" };
+/** smbprobe's file shapes, the project's own fixtures (test/fixtures/smbprobe/README.md). */
+const DATA = relative(process.cwd(), join(REPO, "test/fixtures/smbprobe"));
+const ENV = {
+  SMBFLEET_FIXTURE_PW_HOME: "a",
+  SMBFLEET_FIXTURE_PW_SCANS: "b",
+  SMBFLEET_FIXTURE_PD_KEY: "k",
+};
+const NOTIFICATIONS_WARNING =
+  "notifications: warning: [[notifications]] belong in the notifier's config (notifier.toml) and are ignored here";
+
+beforeAll(() => {
+  // git keeps no permission bits but the executable one (see smbprobe-compat.test.ts).
+  chmodSync(join(DATA, ".secrets.toml"), 0o600);
+});
 
 async function checkConfig(
   args: string[],
@@ -28,31 +40,44 @@ afterEach(() => {
 });
 
 describe("smbfleet check-config", () => {
-  it("passes smbprobe's good configs, printing their warnings (exit 0)", async () => {
-    const good1 = join(DATA, "test_good1.toml");
-    const good3 = join(DATA, "test_good3.toml");
-    const { code, out, err } = await checkConfig([good1, good3]);
+  it("passes smbprobe-shaped good configs of both kinds, printing their warnings (exit 0)", async () => {
+    const [env, withNotifications, probe, notifier] = [
+      "env-passwords.toml",
+      "env-passwords-notifications.toml",
+      "probe.toml",
+      "notifier.toml",
+    ].map((f) => join(DATA, f));
+    const { code, out, err } = await checkConfig([env!, withNotifications!, probe!, notifier!]);
     expect(out).toEqual([
-      `${good1}: ok (agent config, 2 probes, 0 warnings)`,
-      `${good3}:21: notifications: warning: [[notifications]] belong in the notifier's config (notifier.toml) and are ignored here`,
-      `${good3}: ok (agent config, 2 probes, 1 warning)`,
+      `${env}: ok (agent config, 2 probes, 0 warnings)`,
+      `${withNotifications}:21: ${NOTIFICATIONS_WARNING}`,
+      `${withNotifications}: ok (agent config, 2 probes, 1 warning)`,
+      `${probe}:21: ${NOTIFICATIONS_WARNING}`,
+      `${probe}: ok (agent config, 2 probes, 1 warning)`,
+      `${notifier}: ok (notifier config, 5 notifications, 0 warnings)`,
     ]);
     expect(err).toBe("");
     expect(code).toBe(0);
   });
 
   it("lists every problem of every file and exits 1 when any file has errors", async () => {
-    const good = join(DATA, "test_good1.toml");
-    const bad = join(DATA, "test_bad1.toml");
+    const good = join(DATA, "env-passwords.toml");
+    const bad = join(DATA, "bad-syntax.toml");
+    const secret = join(DATA, "bad-secret-missing.toml");
+    const requestBin = join(DATA, "bad-request-bin.toml");
     const many = relative(
       process.cwd(),
       join(REPO, "test/fixtures/config/invalid/agent-missing-address-and-username.toml"),
     );
-    const { code, out } = await checkConfig([bad, good, many]);
+    const { code, out } = await checkConfig([bad, good, secret, requestBin, many]);
     expect(out).toEqual([
       `${bad}:1: (syntax): invalid TOML: expected end of table array declaration (column 10)`,
       `${bad}: 1 error`,
       `${good}: ok (agent config, 2 probes, 0 warnings)`,
+      `${secret}:7: probes[0].password: secret secrets.users.monitor3 not found in ${join(DATA, ".secrets.toml")}`,
+      `${secret}: 1 error`,
+      `${requestBin}:6: notifications[0].target: "request-bin" posts every alert to a third-party public service; use target = "generic-post" with a url of your own`,
+      `${requestBin}: 1 error`,
       `${many}:1: probes[0].address: required`,
       `${many}:1: probes[0].username: required`,
       `${many}: 2 errors`,
@@ -78,7 +103,7 @@ describe("smbfleet check-config", () => {
     const none = await checkConfig([]);
     expect(none.code).toBe(2);
     expect(none.err).toContain("no file given");
-    const bad = await checkConfig(["--strict", join(DATA, "test_good1.toml")]);
+    const bad = await checkConfig(["--strict", join(DATA, "env-passwords.toml")]);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain("unknown option '--strict'");
     expect(bad.out).toEqual([]);

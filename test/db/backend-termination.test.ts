@@ -10,9 +10,10 @@
 // MIN_MAINTENANCE_CUTS times, and stop with a failure after MAX_ROUNDS.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AggregatorProcess, LogLine } from "../harness/fleet.ts";
-import { until } from "../harness/fleet.ts";
+import { until } from "../harness/wait.ts";
 import { LOOPBACK } from "../harness/ports.ts";
-import { startFleet, sleep, type Fleet } from "../fleet/fixture.ts";
+import { startFleet, type Fleet } from "../fleet/fixture.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import { drained, expectExactlyOnce, progress } from "../fleet/verify.ts";
 
 const ROUND_MS = 300;

@@ -20,7 +20,7 @@ import { isTransactionError } from "../../aggregator/db/tx-errors.ts";
 import { closeTxPool, type TxPool } from "../../aggregator/db/tx-pool.ts";
 import { isSmbfleetError } from "../../shared/errors.ts";
 import { Secret } from "../../shared/secret.ts";
-import { until } from "../harness/fleet.ts";
+import { until } from "../harness/wait.ts";
 import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
 
 /** Bounds the wait for the slow migration to be running; a healthy run needs milliseconds. */

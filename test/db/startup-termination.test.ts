@@ -15,9 +15,11 @@
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadMigrations, MIGRATION_LOCK_KEY } from "../../aggregator/db/migrate.ts";
-import { until, type AggregatorProcess, type LogLine } from "../harness/fleet.ts";
+import type { AggregatorProcess, LogLine } from "../harness/fleet.ts";
+import { until } from "../harness/wait.ts";
 import { LOOPBACK } from "../harness/ports.ts";
-import { startFleet, sleep, type Fleet } from "../fleet/fixture.ts";
+import { startFleet, type Fleet } from "../fleet/fixture.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import { drained, expectExactlyOnce } from "../fleet/verify.ts";
 
 const ROUND_MS = 50;

@@ -14,7 +14,8 @@ import { withTransaction, type Tx } from "../../aggregator/db/transaction.ts";
 import { closeTxPool, createTxPool, type TxPool } from "../../aggregator/db/tx-pool.ts";
 import { isTransactionError, type TransactionError } from "../../aggregator/db/tx-errors.ts";
 import { Secret } from "../../shared/secret.ts";
-import { testSql, until, type Sql } from "../harness/fleet.ts";
+import { testSql, type Sql } from "../harness/fleet.ts";
+import { until } from "../harness/wait.ts";
 import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
 
 const CRASH_SCRIPT = fileURLToPath(new URL("./postgres-js-begin-crash.ts", import.meta.url));

@@ -12,7 +12,8 @@ import { seqRange, storedResults } from "../harness/fleet.ts";
 import { startDelayProxy, type DelayProxy } from "../harness/delay-proxy.ts";
 import { LOOPBACK } from "../harness/ports.ts";
 import type { AgentChildConfig } from "./agent-child.ts";
-import { startFleet, sleep, type Fleet } from "./fixture.ts";
+import { until } from "../harness/wait.ts";
+import { startFleet, type Fleet } from "./fixture.ts";
 
 const CHILD = join(import.meta.dirname, "agent-child.ts");
 const SITE = "oslo";
@@ -55,23 +56,33 @@ function startChild(config: AgentChildConfig): Child {
   return { proc, reported, exited };
 }
 
-async function until(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
 async function storedCount(): Promise<number> {
   const [row] = await fleet.sql<
     { n: number }[]
   >`SELECT count(*)::int AS n FROM results WHERE agent_id = ${AGENT}`;
   return row?.n ?? 0;
+}
+
+/**
+ * What PostgreSQL holds once nothing more of this agent can arrive: the
+ * aggregator has ended the cut stream (which empties its queue and clears
+ * connected_at) and has no transaction open, so a batch it had already read
+ * is committed or gone.
+ */
+async function storedOnceSettled(): Promise<number> {
+  let seen: unknown;
+  return until(
+    "the aggregator to end the cut stream and finish the batch in hand",
+    async () => {
+      const [row] = await fleet.sql<{ open: number; busy: number }[]>`
+        SELECT (SELECT count(*)::int FROM agents WHERE agent_id = ${AGENT} AND connected_at IS NOT NULL) AS open,
+               (SELECT count(*)::int FROM pg_stat_activity
+                 WHERE application_name = 'smbfleet-aggregator' AND state <> 'idle') AS busy`;
+      seen = row;
+      return row?.open === 0 && row.busy === 0 ? storedCount() : null;
+    },
+    { pollMs: 10, detail: () => ({ streamsOpenAndBusyBackends: seen }) },
+  );
 }
 
 describe("agent SIGKILLed with a backlog", () => {
@@ -103,8 +114,7 @@ describe("agent SIGKILLed with a backlog", () => {
     await until("first rows at HQ", async () => (await storedCount()) > 200);
     proxy.cut();
     // A batch the aggregator had already read may still commit; then nothing more can arrive.
-    await sleep(500);
-    const atCut = await storedCount();
+    const atCut = await storedOnceSettled();
     await until("a backlog of thousands", () => run1.reported.size > atCut + 3_000);
     run1.proc.kill("SIGKILL");
     expect(await run1.exited).toBe("SIGKILL");

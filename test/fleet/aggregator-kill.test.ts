@@ -4,7 +4,8 @@
 // one row each in PostgreSQL. Agents: the real buffer and sender in this
 // process, fed ~600 synthetic results/s in all, each with a unique marker.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startFleet, sleep, type Fleet } from "./fixture.ts";
+import { until } from "../harness/wait.ts";
+import { startFleet, type Fleet } from "./fixture.ts";
 import { drained, expectExactlyOnce, progress } from "./verify.ts";
 
 const KILLS = 3;
@@ -22,8 +23,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await fleet?.close();
 });
-
-/** Resolves once every agent has had `more` results acked beyond what it had now. */
 
 describe("aggregator SIGKILLed mid-stream", () => {
   it(`${KILLS} kills and restarts on the same port: every committed result stored exactly once`, async () => {
@@ -43,12 +42,17 @@ describe("aggregator SIGKILLed mid-stream", () => {
       // soon as the first of them is acked, with the rest in flight or committing.
       const marks = agents.map((a) => a.buffer.lastSeq());
       for (const a of agents) a.produce(BURST);
-      while (agents.every((a, i) => a.shipper.status().ackedSeq <= marks[i]!)) await sleep(1);
+      await until(
+        "the first batch of the burst acked",
+        () => agents.some((a, i) => a.shipper.status().ackedSeq > marks[i]!),
+        { pollMs: 1, detail: () => agents.map((a) => a.shipper.status().ackedSeq) },
+      );
       await agg.kill("SIGKILL");
       backlogAtKill.push(agents.reduce((n, a) => n + a.buffer.backlog().count, 0));
       // The agents notice, buffer and retry while HQ is gone.
-      await sleep(1_000);
-      expect(agents.every((a) => !a.shipper.connected())).toBe(true);
+      await until("every agent to notice HQ is gone", () => agents.every((a) => !a.shipper.connected()), {
+        detail: () => agents.map((a) => a.shipper.status()),
+      });
       await agg.restart();
       pids.push(agg.pid);
     }

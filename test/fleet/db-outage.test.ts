@@ -4,13 +4,13 @@
 // producing into their buffers, and afterwards every result lands exactly once.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LOOPBACK } from "../harness/ports.ts";
-import { startFleet, sleep, type Fleet } from "./fixture.ts";
-import { drained, expectExactlyOnce } from "./verify.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { until } from "../harness/wait.ts";
+import { startFleet, type Fleet } from "./fixture.ts";
+import { drained, expectExactlyOnce, progress } from "./verify.ts";
 
 /** The acceptance item's outage. */
 const OUTAGE_MS = 30_000;
-/** Acks of batches committed just before the stop may still be on their way. */
-const SETTLE_MS = 1_000;
 
 let fleet: Fleet;
 beforeAll(async () => {
@@ -37,15 +37,21 @@ describe("PostgreSQL stopped for 30 s", () => {
     );
     // 100 results/s per agent, bounded to 90 s.
     for (const a of agents) a.startProducing(10, 100, 900);
-    while (agents.some((a) => a.shipper.status().ackedResults < 500)) await sleep(20);
+    await progress(agents, 500);
 
     await fleet.pg.stopServer();
     const down = Date.now();
-    await sleep(SETTLE_MS);
+    // Acks of batches committed just before the stop may still be on their way;
+    // once every stream has ended none can come, and no new stream is welcomed
+    // without the database.
+    await until("every agent's stream to end", () => agents.every((a) => !a.shipper.connected()), {
+      detail: () => agents.map((a) => a.shipper.status()),
+    });
     const ackedAtOutage = agents.map((a) => a.shipper.status().ackedSeq);
     const producedAtOutage = agents.map((a) => a.committed.size);
-    expect(await readyStatus(agg.httpPort)).toBe(503);
+    await until("/readyz to say 503", async () => (await readyStatus(agg.httpPort)) === 503);
 
+    // The outage itself: the scenario's length, not a wait for something to happen.
     await sleep(OUTAGE_MS - (Date.now() - down));
     // Nothing was acked without a database to commit to; production went on.
     expect(agents.map((a) => a.shipper.status().ackedSeq)).toEqual(ackedAtOutage);
@@ -53,13 +59,13 @@ describe("PostgreSQL stopped for 30 s", () => {
     expect(agg.running()).toBe(true);
 
     await fleet.pg.startServer();
-    const backAt = Date.now();
-    while ((await readyStatus(agg.httpPort)) !== 200) {
-      if (Date.now() - backAt > 30_000)
-        throw new Error("aggregator not ready 30 s after PostgreSQL came back");
-      await sleep(200);
-    }
-    await sleep(1_000);
+    await until(
+      "/readyz to say 200 after PostgreSQL came back",
+      async () => (await readyStatus(agg.httpPort)) === 200,
+      { pollMs: 200 },
+    );
+    // Acks flow again, for results produced during the outage and after it.
+    await progress(agents, 200);
     for (const a of agents) a.stopProducing();
     await Promise.all(agents.map((a) => drained(a)));
 

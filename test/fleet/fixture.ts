@@ -69,13 +69,13 @@ export async function startFleet(database: string): Promise<Fleet> {
     async close() {
       for (const fn of closers) await fn().catch(() => undefined);
       for (const a of agents) await a.close().catch(() => undefined);
-      for (const agg of aggregators) await agg.kill("SIGKILL");
+      for (const agg of aggregators) {
+        await agg.kill("SIGKILL");
+        agg.releasePorts();
+      }
       await sql.end({ timeout: 2 });
       await pg.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
 }
-
-/** Resolves after ms. */
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -5,7 +5,9 @@
 // streams), while the fault tests with a few busy agents passed; this keeps
 // that shape in the test suite at a size a 2-core box runs in seconds.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startFleet, sleep, type Fleet } from "./fixture.ts";
+import { until } from "../harness/wait.ts";
+import { startFleet, type Fleet } from "./fixture.ts";
+import type { SyntheticAgent } from "./synthetic-agent.ts";
 import { drained, expectExactlyOnce } from "./verify.ts";
 
 /** Well above the aggregator's default pool of 10 connections. */
@@ -25,18 +27,27 @@ afterAll(async () => {
 describe(`${AGENTS} agents on one aggregator`, () => {
   it("stores every result of every agent exactly once", async () => {
     const agg = await fleet.startAggregator();
-    const agents = [];
+    const agents: SyntheticAgent[] = [];
     for (let i = 0; i < AGENTS; i++) {
       const agent = `m${String(i).padStart(3, "0")}`;
       agents.push(await fleet.startAgent({ site: `site${i % 5}`, agent, url: agg.url }));
     }
-    const deadline = Date.now() + 60_000;
-    while (!agents.every((a) => a.shipper.connected())) {
-      if (Date.now() > deadline) throw new Error("not every agent connected within 60 s");
-      await sleep(100);
-    }
+    await until("every agent connected", () => agents.every((a) => a.shipper.connected()), {
+      timeoutMs: 60_000,
+      pollMs: 100,
+      detail: () => agents.filter((a) => !a.shipper.connected()).map((a) => a.agent),
+    });
     for (const a of agents) a.startProducing(1, EVERY_MS, TICKS);
-    await sleep(EVERY_MS * TICKS + 500);
+    await until(
+      `every agent to produce its ${TICKS} results`,
+      () => agents.every((a) => a.committed.size === TICKS),
+      {
+        timeoutMs: 60_000,
+        pollMs: 100,
+        detail: () =>
+          agents.filter((a) => a.committed.size !== TICKS).map((a) => [a.agent, a.committed.size]),
+      },
+    );
     try {
       await Promise.all(agents.map((a) => drained(a, 60_000)));
     } catch (err) {

@@ -17,7 +17,7 @@ import { startShipper } from "../../agent/pusher/shipper.ts";
 import { silentLogger } from "../../shared/logger.ts";
 import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
 import { startIngestFixture, type IngestFixture } from "../ingest/fixture.ts";
-import { sleep } from "./fixture.ts";
+import { until } from "../harness/wait.ts";
 import { FAST_RECONNECT, syntheticResult, syntheticTargets } from "./synthetic-agent.ts";
 
 /** The smallest value [server] max_message_bytes accepts is 1 KiB; 64 KiB is a plausible hardening. */
@@ -39,7 +39,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Sends the buffer to the aggregator until it is empty or WAIT_MS passed; the sender's last status. */
+/** Sends the buffer to the aggregator until it is empty (failing after WAIT_MS); the sender's last status. */
 async function drain(buffer: ResultBuffer, agentId: string, targets: TargetRef[]): Promise<ShipperStatus> {
   const abort = new AbortController();
   const shipper = startShipper(
@@ -55,12 +55,17 @@ async function drain(buffer: ResultBuffer, agentId: string, targets: TargetRef[]
     },
     abort.signal,
   );
-  const deadline = Date.now() + WAIT_MS;
-  while (buffer.backlog().count > 0 && Date.now() < deadline) await sleep(100);
-  const status = shipper.status();
-  await shipper.stop();
-  buffer.close();
-  return status;
+  try {
+    await until(`${agentId}: the backlog delivered`, () => buffer.backlog().count === 0, {
+      timeoutMs: WAIT_MS,
+      pollMs: 100,
+      detail: () => shipper.status(),
+    });
+    return shipper.status();
+  } finally {
+    await shipper.stop();
+    buffer.close();
+  }
 }
 
 describe("aggregator message limit below the sender's batch size", () => {

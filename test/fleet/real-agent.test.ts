@@ -14,10 +14,12 @@ import { openBuffer } from "../../agent/buffer/buffer.ts";
 import { startShipper } from "../../agent/pusher/shipper.ts";
 import { silentLogger } from "../../shared/logger.ts";
 import { startAgentProcess, type AgentProcess } from "../../scripts/agent-process.ts";
-import { seqRange, storedResults, until, writeFleetAgentConfig } from "../harness/fleet.ts";
+import { parseMetrics, select } from "../../scripts/prom-text.ts";
+import { seqRange, storedResults, writeFleetAgentConfig } from "../harness/fleet.ts";
+import { until } from "../harness/wait.ts";
 import { startSamba, type SambaServer } from "../harness/samba.ts";
 import { smbclientsFor } from "../agent/processes.ts";
-import { startFleet, sleep, type Fleet } from "./fixture.ts";
+import { startFleet, type Fleet } from "./fixture.ts";
 import { FAST_RECONNECT } from "./synthetic-agent.ts";
 
 const SITE = "geneva";
@@ -42,6 +44,28 @@ afterAll(async () => {
   await fleet?.close();
   await samba?.stop();
 });
+
+/** The agent's own gauges: whether it has a stream to HQ, and what it holds in its buffer. */
+async function agentGauges(agent: AgentProcess): Promise<{ connected: number; buffered: number }> {
+  const samples = parseMetrics(await (await fetch(`${agent.url}/metrics`)).text());
+  const value = (name: string): number => select(samples, name, {})[0]?.value ?? Number.NaN;
+  return {
+    connected: value("smbfleet_agent_aggregator_connected"),
+    buffered: value("smbfleet_agent_buffer_results"),
+  };
+}
+
+/** Resolves once the agent has lost HQ and buffered at least one round of every target meanwhile. */
+async function bufferingWithoutHq(agent: AgentProcess): Promise<void> {
+  await until(
+    "the agent to notice HQ is gone and buffer a round of results",
+    async () => {
+      const g = await agentGauges(agent);
+      return g.connected === 0 && g.buffered >= TARGETS ? g : null;
+    },
+    { timeoutMs: 30_000, detail: () => agent.logs.slice(-5) },
+  );
+}
 
 async function storedCount(): Promise<number> {
   const [row] = await fleet.sql<
@@ -80,14 +104,17 @@ describe("smbfleet agent → smbfleet aggregator, real probes", () => {
           SELECT count(*)::int AS n FROM agents WHERE agent_id = ${AGENT} AND connected_at IS NOT NULL`;
         return (row?.n ?? 0) === 1;
       },
-      20_000,
-      () => "smbfleet agent never opened a stream: is the buffer + sender component in agent/components.ts?",
+      {
+        timeoutMs: 20_000,
+        detail: () =>
+          "smbfleet agent never opened a stream: is the buffer + sender component in agent/components.ts?",
+      },
     );
     await until("results from real probes at HQ", async () => (await storedCount()) >= 2 * TARGETS, 60_000);
 
     // HQ dies under the agent and comes back.
     await agg.kill("SIGKILL");
-    await sleep(3_000);
+    await bufferingWithoutHq(first);
     await agg.restart();
     const afterRestart = await storedCount();
     await until(
@@ -98,7 +125,7 @@ describe("smbfleet agent → smbfleet aggregator, real probes", () => {
 
     // HQ down again; the agent builds a backlog and is SIGKILLed holding it.
     await agg.kill("SIGKILL");
-    await sleep(4_000);
+    await bufferingWithoutHq(first);
     await first.stop("SIGKILL");
     const held = openBuffer(join(dir, "buffer.db"), { maxBytes: 1 << 30, maxAgeSeconds: 86_400 });
     const backlog = held.backlog().count;

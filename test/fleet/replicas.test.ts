@@ -6,7 +6,8 @@
 // replica comes back before the other one goes. Every result is stored once.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFailoverProxy } from "./failover-proxy.ts";
-import { startFleet, sleep, type Fleet } from "./fixture.ts";
+import { until } from "../harness/wait.ts";
+import { startFleet, type Fleet } from "./fixture.ts";
 import { drained, expectExactlyOnce, progress } from "./verify.ts";
 
 const MOVES = 4;
@@ -41,15 +42,20 @@ describe("two aggregator replicas behind one address", () => {
       const other = 1 - victim;
       await replicas[victim]!.kill("SIGKILL");
       // Every agent is now streaming through the survivor, and getting acks from it.
-      const deadline = Date.now() + 20_000;
-      while (proxy.openTo(other) < AGENTS.length || !agents.every((a) => a.shipper.connected())) {
-        if (Date.now() > deadline)
-          throw new Error(`move ${move}: agents did not reconnect to replica ${other}`);
-        await sleep(20);
-      }
+      await until(
+        `move ${move}: every agent reconnected to replica ${other}`,
+        () => proxy.openTo(other) >= AGENTS.length && agents.every((a) => a.shipper.connected()),
+        {
+          timeoutMs: 20_000,
+          detail: () => ({
+            openTo: proxy.openTo(other),
+            connected: agents.map((a) => a.shipper.connected()),
+          }),
+        },
+      );
       await progress(agents, 200);
+      // restart() resolves once the replica answers /readyz and gRPC: the next move may land on it.
       await replicas[victim]!.restart();
-      await sleep(300);
     }
     for (const a of agents) a.stopProducing();
     await Promise.all(agents.map((a) => drained(a)));

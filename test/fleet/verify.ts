@@ -4,19 +4,16 @@
 // produced with, each once — and the agent's buffer is empty and dropped nothing.
 import { expect } from "vitest";
 import { storedResults, type Sql, type StoredResults } from "../harness/fleet.ts";
+import { until } from "../harness/wait.ts";
 import type { SyntheticAgent } from "./synthetic-agent.ts";
 
 /** Waits for the agent's buffer to drain (everything acked), bounded. */
 export async function drained(agent: SyntheticAgent, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (agent.buffer.backlog().count > 0) {
-    if (Date.now() > deadline) {
-      throw new Error(
-        `${agent.agent}: ${agent.buffer.backlog().count} results still unacked after ${timeoutMs} ms`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await until(`${agent.agent}: every result acked`, () => agent.buffer.backlog().count === 0, {
+    timeoutMs,
+    pollMs: 100,
+    detail: () => ({ backlog: agent.buffer.backlog().count, status: agent.shipper.status() }),
+  });
 }
 
 /** Asserts PostgreSQL holds exactly what the agent committed; returns what was stored. */
@@ -46,12 +43,9 @@ export async function progress(
   timeoutMs = 30_000,
 ): Promise<void> {
   const from = agents.map((a) => a.shipper.status().ackedResults);
-  const deadline = Date.now() + timeoutMs;
-  while (agents.some((a, i) => a.shipper.status().ackedResults < from[i]! + more)) {
-    if (Date.now() > deadline) {
-      const acked = agents.map((a) => `${a.agent}=${a.shipper.status().ackedResults}`).join(", ");
-      throw new Error(`no progress within ${timeoutMs} ms: acked ${acked}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until(
+    `${more} more results acked by every agent (from ${from.join(", ")})`,
+    () => agents.every((a, i) => a.shipper.status().ackedResults >= from[i]! + more),
+    { timeoutMs, detail: () => agents.map((a) => `${a.agent}=${a.shipper.status().ackedResults}`) },
+  );
 }

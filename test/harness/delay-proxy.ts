@@ -44,6 +44,8 @@ export interface DelayProxy {
   readonly connectionsAccepted: number;
   /** Client connections open now. */
   readonly connectionsOpen: number;
+  /** Bytes received from clients, in every mode (also those a blackhole or a freeze drops). */
+  readonly bytesFromClients: number;
   setDelay(ms: number): void;
   setMode(mode: DelayProxyMode): void;
   /** Destroys every open connection and resets new ones until restore(). */
@@ -60,10 +62,11 @@ export interface DelayProxy {
 }
 
 /**
- * setTimeout fires up to ~1 ms late; a latency test that adds 2·D per round
- * trip over several round trips cannot afford that. So by default the last
+ * setTimeout fires up to ~1 ms late; a test that compares a delayed exchange
+ * with 2·D in absolute milliseconds cannot afford that. So by default the last
  * stretch before a chunk is due is waited with setImmediate polling: it costs
- * CPU in the proxy only, for at most this long per chunk.
+ * CPU in the proxy only, for at most this long per chunk. (The latency test
+ * compares two delays, where the lateness cancels, and turns this off.)
  */
 const DEFAULT_SPIN_WINDOW_MS = 1.5;
 
@@ -71,6 +74,7 @@ export async function startDelayProxy(opts: DelayProxyOptions): Promise<DelayPro
   let delayMs = opts.delayMs ?? 0;
   let mode: DelayProxyMode = opts.mode ?? "forward";
   let accepted = 0;
+  let fromClients = 0;
   let frozen = false;
   const spinWindowMs = opts.spinWindowMs ?? DEFAULT_SPIN_WINDOW_MS;
   const open = new Set<Socket>();
@@ -86,7 +90,7 @@ export async function startDelayProxy(opts: DelayProxyOptions): Promise<DelayPro
         return;
       case "blackhole":
         // Read and drop what the client sends, so its writes never block; answer nothing.
-        client.on("data", () => {});
+        client.on("data", (chunk: Buffer) => void (fromClients += chunk.length));
         return;
       case "forward":
         forward(client);
@@ -103,7 +107,10 @@ export async function startDelayProxy(opts: DelayProxyOptions): Promise<DelayPro
     const delay = () => (frozen ? Number.POSITIVE_INFINITY : delayMs);
     const toUpstream = new DelayedPipe(upstream, delay, spinWindowMs);
     const toClient = new DelayedPipe(client, delay, spinWindowMs);
-    client.on("data", (chunk: Buffer) => toUpstream.push(chunk));
+    client.on("data", (chunk: Buffer) => {
+      fromClients += chunk.length;
+      toUpstream.push(chunk);
+    });
     upstream.on("data", (chunk: Buffer) => toClient.push(chunk));
     // A half-close is passed on after the data before it, keeping its place in the order.
     client.on("end", () => toUpstream.end());
@@ -139,6 +146,9 @@ export async function startDelayProxy(opts: DelayProxyOptions): Promise<DelayPro
     },
     get connectionsOpen() {
       return [...open].filter((s) => !s.destroyed).length;
+    },
+    get bytesFromClients() {
+      return fromClients;
     },
     setDelay(ms: number) {
       if (!(ms >= 0)) throw new RangeError(`delay must be >= 0 ms, got ${ms}`);

@@ -14,13 +14,16 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { initCa, issueAgent, issueServer, type IssuedFiles } from "../../shared/tls/pki.ts";
-import { LOOPBACK, freePort, waitForPort } from "./ports.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import { LOOPBACK, reservePort, waitForPort } from "./ports.ts";
 
 const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
 /** Migrations and listeners take ~1 s here; a 2-core box shared with other tests needs far more. */
 const START_TIMEOUT_MS = 30_000;
 /** A graceful stop waits for in-flight batches (the aggregator's own grace is 10 s). */
 const STOP_TIMEOUT_MS = 15_000;
+/** Between tries to bind a port something outside the harness holds (reservePort keeps the harness's own off it). */
+const BIND_RETRY_MS = 250;
 /** How often readiness is polled while a child starts. */
 const POLL_MS = 100;
 /** Log lines kept per child: enough to explain a failure, bounded for long runs. */
@@ -79,7 +82,7 @@ export interface AggregatorOptions {
   dir: string;
   pki: FleetPki;
   databaseUrl: string;
-  /** Fixed ports (0 or absent: a free one, kept across restarts). */
+  /** Fixed ports (0 or absent: a reserved one, kept across restarts: see reservePort). */
   grpcPort?: number;
   httpPort?: number;
   /** Database pool size (the aggregator's default otherwise). */
@@ -123,6 +126,8 @@ export interface AggregatorProcess {
   stop(): Promise<number | null>;
   /** Starts the child again with the same config and ports; waits until it is ready. */
   restart(): Promise<void>;
+  /** Gives up the ports it reserved (no restart() after this); otherwise they are freed at exit. */
+  releasePorts(): void;
 }
 
 export function writeAggregatorConfig(
@@ -154,8 +159,10 @@ export function writeAggregatorConfig(
 /** `node main.ts aggregator --config F` on loopback; resolves once /readyz answers 200 and gRPC accepts. */
 export async function startAggregatorProcess(opts: AggregatorOptions): Promise<AggregatorProcess> {
   const name = opts.name ?? "aggregator";
-  const grpcPort = opts.grpcPort || (await freePort());
-  const httpPort = opts.httpPort || (await freePort());
+  // Reserved until releasePorts() or this process's exit: restart() binds them again after a kill.
+  const reserved = [opts.grpcPort ? null : await reservePort(), opts.httpPort ? null : await reservePort()];
+  const grpcPort = opts.grpcPort || reserved[0]!.port;
+  const httpPort = opts.httpPort || reserved[1]!.port;
   mkdirSync(opts.dir, { recursive: true });
   const configFile = join(opts.dir, `${name}.toml`);
   writeAggregatorConfig(configFile, { ...opts, grpcPort, httpPort });
@@ -165,7 +172,8 @@ export async function startAggregatorProcess(opts: AggregatorOptions): Promise<A
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
 
-  const spawnChild = async (): Promise<void> => {
+  /** Starts the child and waits until it is ready; false when it exited because a port was taken. */
+  const trySpawn = async (deadline: number): Promise<boolean> => {
     const env = opts.env ?? process.env;
     const proc = spawn(process.execPath, [MAIN, "aggregator", "--config", configFile], {
       env: opts.httpToken === undefined ? env : { ...env, SMBFLEET_HTTP_TOKEN: opts.httpToken },
@@ -188,19 +196,28 @@ export async function startAggregatorProcess(opts: AggregatorOptions): Promise<A
     });
     createInterface({ input: proc.stderr }).on("line", (text) => keep(otherOutput, `[stderr] ${text}`));
     const alive = (): boolean => proc.exitCode === null && proc.signalCode === null;
-    const deadline = Date.now() + (opts.startTimeoutMs ?? START_TIMEOUT_MS);
+    const [logsBefore, otherBefore] = [logs.length, otherOutput.length];
     let ready = false;
     while (!ready && alive() && Date.now() < deadline && opts.signal?.aborted !== true) {
       ready =
         (await readyz(httpPort, opts.httpToken)) && (await waitForPort(LOOPBACK, grpcPort, 1_000, alive));
-      if (!ready) await new Promise((r) => setTimeout(r, POLL_MS));
+      if (!ready) await sleep(POLL_MS);
     }
-    if (!ready) {
-      proc.kill("SIGKILL");
-      await exited;
-      const tail = [...logs.slice(-20).map((l) => JSON.stringify(l)), ...otherOutput.slice(-20)];
-      throw new Error(`${name} did not become ready on ${grpcPort}/${httpPort}:\n${tail.join("\n")}`);
+    if (ready) return true;
+    proc.kill("SIGKILL");
+    await exited;
+    const said = [...logs.slice(logsBefore).map((l) => JSON.stringify(l)), ...otherOutput.slice(otherBefore)];
+    if (said.some((line) => /EADDRINUSE|address already in use/i.test(line)) && Date.now() < deadline) {
+      return false;
     }
+    const tail = [...logs.slice(-20).map((l) => JSON.stringify(l)), ...otherOutput.slice(-20)];
+    throw new Error(`${name} did not become ready on ${grpcPort}/${httpPort}:\n${tail.join("\n")}`);
+  };
+
+  /** trySpawn again while a port is held by something else, up to START_TIMEOUT_MS. */
+  const spawnChild = async (): Promise<void> => {
+    const deadline = Date.now() + (opts.startTimeoutMs ?? START_TIMEOUT_MS);
+    while (!(await trySpawn(deadline))) await sleep(BIND_RETRY_MS);
   };
 
   const kill = async (signal: NodeJS.Signals = "SIGKILL"): Promise<void> => {
@@ -237,6 +254,9 @@ export async function startAggregatorProcess(opts: AggregatorOptions): Promise<A
     async restart() {
       await kill("SIGKILL");
       await spawnChild();
+    },
+    releasePorts() {
+      for (const r of reserved) r?.release();
     },
   };
 }
@@ -350,19 +370,4 @@ export async function storedResults(sql: Sql, agent: string): Promise<StoredResu
 /** 1..n, for comparing seq sets. */
 export function seqRange(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
-}
-
-/** Polls until check() returns true; throws naming what was awaited (and the last detail) on timeout. */
-export async function until(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 60_000,
-  detail: () => unknown = () => "",
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} ${JSON.stringify(detail())}`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
 }

@@ -1,14 +1,17 @@
 // A real PostgreSQL 15 for tests and benchmarks: initdb into a temp dir, the
-// postmaster on a free loopback port with its unix socket in that dir, run as
+// postmaster on a reserved loopback port with its unix socket in that dir, run as
 // the `postgres` OS user (PostgreSQL refuses to run as root). stop() ends it
 // and removes the dir; stopServer()/startServer() keep the data dir so a test
-// can take the database away and bring it back ("PostgreSQL stopped for 30 s").
+// can take the database away and bring it back ("PostgreSQL stopped for 30 s");
+// the port stays reserved meanwhile (reservePort), so nothing else takes it.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { chownSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import postgres from "postgres";
+import { reservePort } from "./ports.ts";
 
 const BIN = "/usr/lib/postgresql/15/bin";
 
@@ -16,6 +19,8 @@ const BIN = "/usr/lib/postgresql/15/bin";
 const INITDB_TIMEOUT_MS = 60_000;
 /** How long the postmaster may take to accept connections after spawn (crash recovery included). */
 const START_TIMEOUT_MS = 30_000;
+/** Between tries to bind a port something outside the harness holds (reservePort keeps the harness's own off it). */
+const BIND_RETRY_MS = 250;
 /** Fast shutdown normally takes well under a second; past this we send SIGQUIT (immediate). */
 const STOP_TIMEOUT_MS = 15_000;
 
@@ -86,18 +91,6 @@ function postgresUser(): { uid: number; gid: number } {
   return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 export async function startPostgres(options: PostgresOptions = {}): Promise<RunningPostgres> {
   installExitHook();
   const user = postgresUser();
@@ -119,7 +112,8 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
     throw new Error(`initdb failed (${init.status ?? init.signal}): ${init.stderr}`);
   }
 
-  const port = await freePort();
+  const reserved = await reservePort();
+  const port = reserved.port;
   const settings: Record<string, string> = {
     listen_addresses: "127.0.0.1",
     port: String(port),
@@ -136,7 +130,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
   let child: ChildProcess | null = null;
   let stderrTail = "";
 
-  const startServer = async (): Promise<void> => {
+  const spawnServer = async (): Promise<void> => {
     if (child !== null) return;
     stderrTail = "";
     // setpriv drops to the postgres user and sets a parent-death signal, so a
@@ -169,6 +163,19 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
     await waitReady(url, proc, () => stderrTail);
   };
 
+  /** spawnServer, tried again while the port is held by something else, up to START_TIMEOUT_MS. */
+  const startServer = async (): Promise<void> => {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      try {
+        return await spawnServer();
+      } catch (err) {
+        if (!(err instanceof BindError) || Date.now() > deadline) throw err;
+        await sleep(BIND_RETRY_MS);
+      }
+    }
+  };
+
   const stopServer = async (): Promise<void> => {
     const proc = child;
     if (proc === null || proc.exitCode !== null) return;
@@ -184,6 +191,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
   } catch (err) {
     await stopServer();
     rmSync(dir, { recursive: true, force: true });
+    reserved.release();
     throw err;
   }
 
@@ -208,6 +216,7 @@ export async function startPostgres(options: PostgresOptions = {}): Promise<Runn
       await stopServer();
       rmSync(dir, { recursive: true, force: true });
       dirs.delete(dir);
+      reserved.release();
     },
   };
 }
@@ -216,7 +225,12 @@ async function waitReady(url: string, proc: ChildProcess, stderr: () => string):
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     if (proc.exitCode !== null || proc.signalCode !== null) {
-      throw new Error(`postgres exited during start-up: ${stderr()}`);
+      // Its last words may still be in the pipe when the exit is seen.
+      if (proc.stderr !== null && !proc.stderr.closed) await once(proc.stderr, "close");
+      const message = `postgres exited during start-up: ${stderr()}`;
+      throw /could not bind|Address already in use/.test(stderr())
+        ? new BindError(message)
+        : new Error(message);
     }
     const sql = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
     try {
@@ -235,3 +249,6 @@ async function waitReady(url: string, proc: ChildProcess, stderr: () => string):
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** The postmaster could not bind its port: something outside the harness holds it for now. */
+class BindError extends Error {}

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { Client, credentials } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
+import { until } from "../harness/wait.ts";
 import { TestStream } from "./fixture.ts";
 import { wireResults } from "./results.ts";
 
@@ -92,15 +93,14 @@ describe("smbfleet aggregator", () => {
       for (const line of lines) logs.push(JSON.parse(line) as Record<string, unknown>);
     });
     const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-    const started = async (): Promise<Record<string, unknown>> => {
-      for (let i = 0; i < 300; i++) {
-        const s = logs.find((l) => l["msg"] === "aggregator started");
-        if (s !== undefined) return s;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error(`aggregator did not start: ${JSON.stringify(logs)}`);
-    };
-    const s = await started();
+    const s = await until(
+      "the aggregator's start line",
+      () => logs.find((l) => l["msg"] === "aggregator started"),
+      {
+        timeoutMs: 15_000,
+        detail: () => logs,
+      },
+    );
     expect(logs.some((l) => l["level"] === 40 && String(l["msg"]).startsWith("server.insecure = true"))).toBe(
       true,
     );
@@ -134,7 +134,8 @@ describe("smbfleet aggregator", () => {
     expect(down.status).toBe(503);
     expect(await down.text()).toMatch(/^database: unreachable: /);
     await pg.startServer();
-    expect((await fetch(`${http}/readyz`)).status).toBe(200);
+    // Its pool reconnects on the next check; that may take one more than this one.
+    await until("/readyz to say 200 again", async () => (await fetch(`${http}/readyz`)).status === 200);
 
     child.kill("SIGTERM");
     // The open stream is ended so the agent reconnects elsewhere.

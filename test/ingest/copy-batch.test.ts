@@ -12,6 +12,7 @@ import { migrateUrl } from "../../aggregator/db/migrate.ts";
 import { copyBatch, type CopyBatchInput } from "../../aggregator/ingest/store/copy-batch.ts";
 import { Secret } from "../../shared/secret.ts";
 import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
+import { until } from "../harness/wait.ts";
 
 let pg: RunningPostgres;
 let url: string;
@@ -183,15 +184,12 @@ describe("copyBatch", () => {
     const copying = copy(agent, 1, 3);
     // postgres.js reports the lost connection (PostgreSQL's FATAL 57P01 came just before it).
     const failed = expect(copying).rejects.toMatchObject({ code: "CONNECTION_CLOSED" });
-    let pid: number | undefined;
-    for (let i = 0; i < 200 && pid === undefined; i++) {
+    const pid = await until("the COPY's final flush to wait on the held row", async () => {
       const rows = await other`SELECT pid FROM pg_stat_activity
-        WHERE application_name = 'copy-batch-test' AND wait_event_type = 'Lock'`.catch(() => []);
-      pid = rows[0]?.["pid"] as number | undefined;
-      if (pid === undefined) await new Promise((r) => setTimeout(r, 25));
-    }
-    expect(pid).toBeDefined();
-    await other`SELECT pg_terminate_backend(${pid!})`;
+        WHERE application_name = 'copy-batch-test' AND wait_event_type = 'Lock'`;
+      return rows[0]?.["pid"] as number | undefined;
+    });
+    await other`SELECT pg_terminate_backend(${pid})`;
     await failed;
     release();
     await expect(blocker).rejects.toThrow("roll back");

@@ -3,7 +3,9 @@
 // reconnects and resends, and in the end every result is stored exactly once.
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { setTimeout as sleep } from "node:timers/promises";
 import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
+import { until } from "../harness/wait.ts";
 import { startIngestFixture, type IngestFixture } from "./fixture.ts";
 import { wireResults } from "./results.ts";
 import { SimAgent } from "./sim-agent.ts";
@@ -42,7 +44,9 @@ describe("PostgreSQL outage", () => {
     );
     const running = agents.map((a) => a.run());
     // Let the streams get going, then take the database away.
-    while (agents.some((a) => a.acked < 2_000)) await new Promise((r) => setTimeout(r, 20));
+    await until("2,000 results acked per agent", () => agents.every((a) => a.acked >= 2_000), {
+      detail: () => agents.map((a) => a.acked),
+    });
     await pg.stopServer();
     const down = Date.now();
 
@@ -54,7 +58,8 @@ describe("PostgreSQL outage", () => {
     expect(st.details).toMatch(/^database unavailable: /);
     const ackedDuringOutage = agents.map((a) => a.acked);
 
-    await new Promise((r) => setTimeout(r, OUTAGE_MS - (Date.now() - down)));
+    // The outage itself: the scenario's length, not a wait for something to happen.
+    await sleep(OUTAGE_MS - (Date.now() - down));
     expect(agents.map((a) => a.acked)).toEqual(ackedDuringOutage);
     await pg.startServer();
     await Promise.all(running);

@@ -205,6 +205,7 @@ export class TestStream {
   readonly #replies: AggregatorMessage[] = [];
   #waiter: (() => void) | null = null;
   #ended = false;
+  #lastWrite: Promise<void> = Promise.resolve();
   readonly status: Promise<StatusObject>;
 
   constructor(client: Client) {
@@ -231,7 +232,12 @@ export class TestStream {
     const bytes = Buffer.isBuffer(message)
       ? message
       : Buffer.from(toBinary(AgentMessageSchema, create(AgentMessageSchema, message)));
-    this.#call.write(bytes);
+    this.#lastWrite = new Promise((resolve) => this.#call.write(bytes, () => resolve()));
+  }
+
+  /** Resolves once everything sent so far has been handed to the connection. */
+  written(): Promise<void> {
+    return this.#lastWrite;
   }
 
   /** The next reply; throws if none arrives in time or the stream ended first. */

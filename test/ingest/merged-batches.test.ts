@@ -6,7 +6,9 @@ import { status } from "@grpc/grpc-js";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AggregatorMessage } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
+import { queuedBytes } from "../harness/ports.ts";
 import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
+import { until } from "../harness/wait.ts";
 import { startIngestFixture, type IngestFixture } from "./fixture.ts";
 import { wireResult, wireResults } from "./results.ts";
 
@@ -55,18 +57,21 @@ describe("batches queued behind a commit", () => {
       await isLocked;
       s.send({ kind: { case: "batch", value: { firstSeq: 1n, results: wireResults(3) } } });
       // Wait until that batch is blocked on the lock, then queue the rest behind it.
-      for (let i = 0; i < 400; i++) {
+      await until("the first batch to wait on the agent's row lock", async () => {
         const w = await fx.sql`SELECT count(*)::int AS n FROM pg_stat_activity
           WHERE application_name = 'smbfleet-aggregator' AND wait_event_type = 'Lock'`;
-        if (w[0]?.["n"] === 1) break;
-        await new Promise((r) => setTimeout(r, 25));
-      }
+        return w[0]?.["n"] === 1;
+      });
       s.send({ kind: { case: "batch", value: { firstSeq: 4n, results: wireResults(2) } } });
       s.send({ kind: { case: "batch", value: { firstSeq: 2n, results: wireResults(2) } } }); // backwards
       const bad = wireResult(0, undefined, { durationMs: -1 });
       s.send({ kind: { case: "batch", value: { firstSeq: 6n, results: [wireResult(1), bad] } } });
       s.send({ kind: { case: "batch", value: { firstSeq: 8n, results: [] } } }); // empty: acked with the last seq
-      await new Promise((r) => setTimeout(r, 1_000)); // all of them arrive and queue
+      // All of them reach the aggregator and queue: written, and no byte left in a socket queue.
+      await s.written();
+      await until("the aggregator to read every batch", () => queuedBytes(fx.server.port) === 0, {
+        detail: () => `${queuedBytes(fx.server.port)} bytes queued`,
+      });
       expect(s.pending).toBe(0); // nothing answered while the commit waits
     } finally {
       release();

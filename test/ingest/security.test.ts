@@ -15,7 +15,7 @@ import { loadTlsFiles } from "../../shared/tls/files.ts";
 import { initCa, issueAgent, issueServer, pkiPaths } from "../../shared/tls/pki.ts";
 import { revokeCertificates } from "../../shared/tls/revoke.ts";
 import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
-import { until } from "../harness/fleet.ts";
+import { until } from "../harness/wait.ts";
 import { startIngestFixture, type IngestFixture, type TestStream } from "./fixture.ts";
 import { wireResult, wireResults } from "./results.ts";
 
@@ -76,8 +76,7 @@ async function counted(action: () => Promise<void>, expected: Record<string, num
   await until(
     "the refusal to be counted",
     async () => JSON.stringify(await delta()) === JSON.stringify(expected),
-    5_000,
-    delta,
+    { timeoutMs: 5_000, detail: delta },
   );
   expect(await delta()).toEqual(expected);
 }

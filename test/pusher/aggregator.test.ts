@@ -13,7 +13,7 @@ import { silentLogger } from "../../shared/logger.ts";
 import { issueAgent } from "../../shared/tls/pki.ts";
 import { startPostgres, type RunningPostgres } from "../harness/postgres.ts";
 import { startIngestFixture, type IngestFixture } from "../ingest/fixture.ts";
-import { until } from "./ingest-stub.ts";
+import { until } from "../harness/wait.ts";
 
 let pg: RunningPostgres;
 let dir: string;

@@ -232,12 +232,3 @@ export async function startIngestStub(options: StubOptions = {}): Promise<Ingest
   };
   return stub;
 }
-
-/** Polls cond every 10 ms until it holds; fails after timeoutMs with what it was waiting for. */
-export async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -15,7 +15,8 @@ import type { BufferLimits } from "../../shared/config/types.ts";
 import { ResultSchema } from "../../shared/gen/smbfleet/v1/ingest_pb.js";
 import { silentLogger } from "../../shared/logger.ts";
 import { resultToWire } from "../../shared/wire/result-codec.ts";
-import { startIngestStub, until, type IngestStub, type StubOptions } from "./ingest-stub.ts";
+import { until } from "../harness/wait.ts";
+import { startIngestStub, type IngestStub, type StubOptions } from "./ingest-stub.ts";
 
 /** Short delays so that reconnects happen within a test's time. */
 const FAST: Partial<ShipperOptions> = {
@@ -168,18 +169,25 @@ describe("flow control", () => {
   it("never has more than the window unacked, and sends more as acks arrive", async () => {
     const { stub } = await setUp({
       buffered: 300,
-      shipper: { window: 3, maxBatchResults: 10 },
+      shipper: { window: 3, maxBatchResults: 10, heartbeatIntervalMs: 50 },
       stub: { autoAck: false },
     });
     await until("window full", () => stub.batches.length === 3);
-    await new Promise((r) => setTimeout(r, 300));
+    // A sender ignoring the window would send the 4th batch at once, behind the
+    // 3rd; two heartbeats on the same stream after it show that it had the time.
+    const heartbeats = stub.heartbeats.length;
+    await until("two heartbeats after the window filled", () => stub.heartbeats.length >= heartbeats + 2);
     expect(stub.batches.length).toBe(3);
     stub.ackPending(1);
     await until("one more batch", () => stub.batches.length === 4);
-    for (let i = 0; i < 200 && stub.committed.length < 300; i++) {
-      stub.ackPending();
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await until(
+      "all 300 committed as acks arrive",
+      () => {
+        stub.ackPending();
+        return stub.committed.length === 300;
+      },
+      { pollMs: 5, detail: () => ({ committed: stub.committed.length, batches: stub.batches.length }) },
+    );
     expect(stub.committed).toEqual(range(1, 300));
     expect(stub.maxUnacked).toBe(3);
   });
@@ -230,12 +238,13 @@ describe("heartbeats and rejects", () => {
     });
     await until("the rest committed", () => stub.committed.length === 100);
     await until("both refusals", () => shipper.status().rejects === 2);
-    // 101..300 stay buffered (nothing acked past them) but are not resent on this stream.
-    await new Promise((r) => setTimeout(r, 200));
     expect(stub.batches.map((b) => b.firstSeq)).toEqual([1, 101, 201]);
     shipper.accept(sampleResult(301)); // acked past 101..300: the aggregator's word covers them
     await until("the new one", () => stub.committed.length === 101);
     await until("buffer empty", () => buffer.backlog().count === 0);
+    // 101..300 stayed buffered until then but were not resent on this stream:
+    // a resend would have gone out before 301, which comes after them.
+    expect(stub.batches.map((b) => b.firstSeq)).toEqual([1, 101, 201, 301]);
     expect(stub.committed).toEqual([...range(1, 100), 301]);
     expect(shipper.status()).toMatchObject({ rejects: 2, rejected: 0 });
   });
@@ -300,16 +309,18 @@ describe("stopping", () => {
     await until("all committed", () => stub.committed.length === 10);
     await shipper.stop();
     expect(shipper.connected()).toBe(false);
+    // stop() resolved after its send loop ended: nothing is left to send this.
     shipper.accept(sampleResult(11));
-    await new Promise((r) => setTimeout(r, 200));
+    expect(shipper.status()).toMatchObject({ connected: false, sentBatches: stub.batches.length });
     expect(stub.committed.length).toBe(10);
     expect(buffer.backlog().count).toBe(1);
   });
 
   it("the abort signal stops it too, also while it waits to reconnect", async () => {
+    const backoffMs = 60_000;
     const { stub, shipper } = await setUp({
       buffered: 5,
-      shipper: { backoff: { initialMs: 60_000, maxMs: 60_000, factor: 1, jitter: 0 } },
+      shipper: { backoff: { initialMs: backoffMs, maxMs: backoffMs, factor: 1, jitter: 0 } },
     });
     await until("all committed", () => stub.committed.length === 5);
     stub.closeStreams();
@@ -317,6 +328,7 @@ describe("stopping", () => {
     abort.abort();
     const t0 = Date.now();
     await shipper.stop();
-    expect(Date.now() - t0).toBeLessThan(5_000);
+    // Not the reconnect backoff run out: the abort cut the wait short.
+    expect(Date.now() - t0).toBeLessThan(backoffMs / 2);
   });
 });

@@ -2,6 +2,7 @@
 // delivers with its agent certificate, and gets nowhere with a certificate from
 // another CA or a server it cannot verify.
 import { mkdtempSync, rmSync } from "node:fs";
+import { Writable } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, afterAll, expect, it } from "vitest";
@@ -9,11 +10,12 @@ import { openBuffer, type ResultBuffer } from "../../agent/buffer/buffer.ts";
 import { sampleResult } from "../../agent/buffer/testdata/sample-result.ts";
 import { startShipper, type Shipper } from "../../agent/pusher/shipper.ts";
 import type { AggregatorSection } from "../../shared/config/types.ts";
-import { silentLogger } from "../../shared/logger.ts";
+import { createLogger, type Logger } from "../../shared/logger.ts";
 import { serverCredentials } from "../../shared/tls/credentials.ts";
 import { loadTlsFiles } from "../../shared/tls/files.ts";
 import { initCa, issueAgent, issueServer, type IssuedFiles } from "../../shared/tls/pki.ts";
-import { startIngestStub, until, type IngestStub } from "./ingest-stub.ts";
+import { until } from "../harness/wait.ts";
+import { startIngestStub, type IngestStub } from "./ingest-stub.ts";
 
 let root: string;
 let server: IssuedFiles;
@@ -22,6 +24,38 @@ let stranger: IssuedFiles;
 let stub: IngestStub;
 let buffer: ResultBuffer | undefined;
 let shipper: Shipper | undefined;
+/** What the current shipper logged (warn and above). */
+let logged: Array<{ msg?: string }> = [];
+
+/** The sender's words for a connection attempt that failed; it then backs off and tries again. */
+const FAILED_ATTEMPT = new Set([
+  "connecting to the aggregator failed",
+  "cannot connect with this TLS configuration; retrying",
+  "aggregator refused this agent; retrying",
+]);
+
+function capturingLogger(): Logger {
+  logged = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString().split("\n"))
+        if (line !== "") logged.push(JSON.parse(line) as { msg?: string });
+      callback();
+    },
+  });
+  return createLogger("agent", { level: "warn", destination });
+}
+
+/** Resolves once the sender has tried, failed and backed off twice: long enough to have connected if it could. */
+async function twoFailedAttempts(): Promise<void> {
+  await until(
+    "two failed connection attempts",
+    () => logged.filter((l) => FAILED_ATTEMPT.has(l.msg ?? "")).length >= 2,
+    {
+      detail: () => logged.slice(-3),
+    },
+  );
+}
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), "smbfleet-pusher-tls-"));
@@ -54,7 +88,7 @@ function ship(aggregator: AggregatorSection, name: string): Shipper {
       agentId: "paris-01",
       agentVersion: "0.0.0-test",
       targets: [],
-      logger: silentLogger(),
+      logger: capturingLogger(),
       options: { backoff: { initialMs: 50, maxMs: 200, factor: 2, jitter: 0.2 }, connectTimeoutMs: 1_000 },
     },
     new AbortController().signal,
@@ -77,7 +111,7 @@ it("gets nowhere with a certificate from another CA, and keeps its results", asy
     { url: stub.url, ca: stranger.ca, cert: stranger.cert, key: stranger.key, insecure: false },
     "stranger",
   );
-  await new Promise((r) => setTimeout(r, 1_500));
+  await twoFailedAttempts();
   expect(s.connected()).toBe(false);
   expect(stub.hellos.length).toBe(before);
   expect(buffer?.backlog().count).toBe(3);
@@ -90,7 +124,7 @@ it("a certificate not issued by the configured CA is refused before any connecti
     { url: stub.url, ca: agent.ca, cert: stranger.cert, key: stranger.key, insecure: false },
     "mixed",
   );
-  await new Promise((r) => setTimeout(r, 1_500));
+  await twoFailedAttempts();
   expect(s.connected()).toBe(false);
   expect(stub.hellos.length).toBe(before);
   expect(buffer?.backlog().count).toBe(3);
@@ -98,7 +132,7 @@ it("a certificate not issued by the configured CA is refused before any connecti
 
 it("plain text against the mTLS server does not connect", async () => {
   const s = ship({ url: stub.url, ca: null, cert: null, key: null, insecure: true }, "plain");
-  await new Promise((r) => setTimeout(r, 1_000));
+  await twoFailedAttempts();
   expect(s.connected()).toBe(false);
   expect(buffer?.backlog().count).toBe(3);
 });

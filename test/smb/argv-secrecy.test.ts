@@ -4,7 +4,8 @@
 // A worker thread scans /proc every ~2 ms, on its own event loop, while this
 // thread runs probes. The scan proves it can see: it must catch smbclient's
 // own argv (so it looked while smbclient was alive) and a decoy process that
-// does carry the password in its argv (so a leak would have been caught).
+// does carry the password in its argv (so a leak would have been caught); the
+// decoy lives until the scanner reports it, however slow a busy machine is.
 import { spawn } from "node:child_process";
 import { Worker } from "node:worker_threads";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -12,6 +13,7 @@ import { createSmbCheck } from "../../agent/checks/smb/check.ts";
 import { startDelayProxy, type DelayProxy } from "../harness/delay-proxy.ts";
 import { startSamba, type SambaServer } from "../harness/samba.ts";
 import { makeTarget } from "../harness/targets.ts";
+import { until } from "../harness/wait.ts";
 
 const SCAN_INTERVAL_MS = 2;
 /** Bounds the scanner whatever happens to the test. */
@@ -33,13 +35,16 @@ function scan() {
     let raw;
     try { raw = readFileSync("/proc/" + entry + "/cmdline", "latin1"); } catch { continue; }
     const argv = raw.split("\\0");
-    if (raw.includes(needle)) leaks.push({ pid: Number(entry), argv });
+    if (raw.includes(needle)) {
+      if (!leaks.some((l) => l.pid === Number(entry))) parentPort.postMessage({ leak: Number(entry) });
+      leaks.push({ pid: Number(entry), argv });
+    }
     if (argv.some((a) => a.endsWith("smbclient")) && argv.includes(String(port))) smbclientSeen++;
   }
 }
 (function loop() {
   if (stop || Date.now() - started > maxMs) {
-    parentPort.postMessage({ scans, smbclientSeen, leaks });
+    parentPort.postMessage({ report: { scans, smbclientSeen, leaks } });
     return;
   }
   scan();
@@ -75,8 +80,12 @@ it("the password is in no process's argv while smbclient runs, and the scan woul
     eval: true,
     workerData: { needle, port: proxy.port, intervalMs: SCAN_INTERVAL_MS, maxMs: SCAN_MAX_MS },
   });
+  const seenLeaks = new Set<number>();
   const report = new Promise<ScanReport>((resolve, reject) => {
-    worker.once("message", resolve);
+    worker.on("message", (m: { leak?: number; report?: ScanReport }) => {
+      if (m.leak !== undefined) seenLeaks.add(m.leak);
+      if (m.report !== undefined) resolve(m.report);
+    });
     worker.once("error", reject);
   });
 
@@ -88,8 +97,14 @@ it("the password is in no process's argv while smbclient runs, and the scan woul
   results.push(await check.run({ ...target, share: samba.shares.missing }, new AbortController().signal));
 
   // The decoy: a process that does carry the password in argv, to prove the scan catches one.
-  const decoy = spawn("sleep", ["0.3"], { argv0: `decoy ${user.password}` });
-  await new Promise((resolve) => decoy.once("exit", resolve));
+  const decoy = spawn("sleep", ["60"], { argv0: `decoy ${user.password}` });
+  const decoyExited = new Promise((resolve) => decoy.once("exit", resolve));
+  try {
+    await until("the scanner to see the decoy", () => seenLeaks.has(decoy.pid!), { timeoutMs: 20_000 });
+  } finally {
+    decoy.kill();
+    await decoyExited;
+  }
 
   worker.postMessage("stop");
   const r = await report;

@@ -4,7 +4,6 @@
 // Issue 2, acceptance 2 ("accepts TCP and never answers") and the stale-files rule.
 import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createSmbCheck } from "../../agent/checks/smb/check.ts";
 import { ownRunStart, runNames } from "../../agent/checks/smb/names.ts";
@@ -13,8 +12,17 @@ import { startDelayProxy, type DelayProxy } from "../harness/delay-proxy.ts";
 import { smbclientProcesses } from "../harness/ports.ts";
 import { chownToUser, startSamba, type SambaServer } from "../harness/samba.ts";
 import { makeTarget } from "../harness/targets.ts";
+import { until } from "../harness/wait.ts";
 
 const AGENT = "itest-faults";
+/** smbclient's own connect timeout (FACTS.md): what a run would take if our timers did not fire. */
+const SMBCLIENT_CONNECT_TIMEOUT_MS = 20_000;
+/**
+ * SMB round trips of a whole healthy run (login 7, 5 × write 3, ls_dir 7,
+ * 5 × read 4, 5 × unlink 6: test/smb/latency.test.ts counts them on the
+ * wire): through the proxy at D ms each way it lasts at least 79 · 2·D.
+ */
+const RUN_ROUND_TRIPS = 79;
 const check = createSmbCheck({ agentId: AGENT });
 let samba: SambaServer;
 let proxy: DelayProxy;
@@ -53,14 +61,8 @@ function ourFiles(): string[] {
   return readdirSync(samba.sharePaths.writable).filter((n) => ownRunStart(AGENT, n) !== null);
 }
 
-/** Polls (2 ms) until cond holds; bounded so a broken run cannot hang the test. */
-async function until(cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error("condition not met in time");
-    await sleep(2);
-  }
-}
+/** Polls often: the run being watched moves on within tens of milliseconds. */
+const POLL = { pollMs: 2, timeoutMs: 20_000 };
 
 describe("timeouts", () => {
   it("a server that accepts TCP and never answers → timeout; smbclient is killed and nothing is left running", async () => {
@@ -73,10 +75,10 @@ describe("timeouts", () => {
     expect(r.failureMessage).toBe("login: no answer within 1 s; smbclient killed");
     expect(counts(r)).toEqual({ login: [0, 1] });
     expect(proxy.connectionsAccepted).toBe(1);
-    // Our 1 s timer, then SIGTERM; nowhere near smbclient's own 20 s connect timeout.
-    expect(r.durationMs).toBeLessThan(5_000);
+    // Our 1 s timer, then SIGTERM; nowhere near smbclient's own connect timeout.
+    expect(r.durationMs).toBeLessThan(SMBCLIENT_CONNECT_TIMEOUT_MS / 2);
     // The killed smbclient's TCP connection is closed too.
-    await until(() => proxy.connectionsOpen === 0, 2_000);
+    await until("the killed smbclient's connection to close", () => proxy.connectionsOpen === 0, POLL);
   });
 
   it("a server that hangs mid-session → the running operation times out", async () => {
@@ -85,7 +87,7 @@ describe("timeouts", () => {
       viaProxy({ operationTimeoutSeconds: 1, timeoutSeconds: 30 }),
       new AbortController().signal,
     );
-    await until(() => ourFiles().length >= 1);
+    await until("the run's first file on the share", () => ourFiles().length >= 1, POLL);
     proxy.freeze();
     const r = await running;
     expect(r.failureClass).toBe("timeout");
@@ -97,13 +99,15 @@ describe("timeouts", () => {
   it("a run longer than its run timeout is killed at the run timeout", async () => {
     // Login is 7 round trips: ~2.8 s at 200 ms each way, against a 1 s run timeout.
     proxy.setDelay(200);
+    const operationTimeoutSeconds = 10;
     const r = await check.run(
-      viaProxy({ operationTimeoutSeconds: 10, timeoutSeconds: 1 }),
+      viaProxy({ operationTimeoutSeconds, timeoutSeconds: 1 }),
       new AbortController().signal,
     );
     expect(r.failureClass).toBe("timeout");
     expect(r.failureMessage).toBe("login: run timeout of 1 s reached; smbclient killed");
-    expect(r.durationMs).toBeLessThan(5_000);
+    // Killed by the run timeout, well before the operation timeout would have acted.
+    expect(r.durationMs).toBeLessThan((operationTimeoutSeconds * 1000) / 2);
   });
 });
 
@@ -111,7 +115,7 @@ describe("links and aborts", () => {
   it("a link cut mid-session → unreachable, with smbclient's words kept", async () => {
     proxy.setDelay(20);
     const running = check.run(viaProxy(), new AbortController().signal);
-    await until(() => ourFiles().length >= 1);
+    await until("the run's first file on the share", () => ourFiles().length >= 1, POLL);
     proxy.cut();
     const r = await running;
     expect(r.failureClass).toBe("unreachable");
@@ -120,11 +124,16 @@ describe("links and aborts", () => {
   });
 
   it("the abort signal kills the run and it resolves soon", async () => {
-    proxy.setDelay(50);
+    const delayMs = 50;
+    proxy.setDelay(delayMs);
     const ac = new AbortController();
     const running = check.run(viaProxy(), ac.signal);
-    await until(() => smbclientProcesses(proxy.port).length > 0);
-    await sleep(100);
+    // Mid-session: smbclient is running and talking to the server through the proxy.
+    await until(
+      "smbclient connected through the proxy",
+      () => smbclientProcesses(proxy.port).length > 0 && proxy.bytesFromClients > 0,
+      POLL,
+    );
     const abortedAt = performance.now();
     ac.abort(new Error("shutdown"));
     const r = await running;
@@ -132,8 +141,9 @@ describe("links and aborts", () => {
     expect(r.failureClass).toBe("internal");
     expect(r.failureMessage).toContain("aborted");
     expect(r.healthy).toBe(false);
-    // SIGTERM, and SIGKILL 200 ms later at worst; bounded loosely for a busy machine.
-    expect(resolvedIn).toBeLessThan(3_000);
+    // SIGTERM, and SIGKILL 200 ms later at worst: not the rest of the run, which
+    // would take most of RUN_ROUND_TRIPS · 2·D; bounded loosely for a busy machine.
+    expect(resolvedIn).toBeLessThan((RUN_ROUND_TRIPS * 2 * delayMs) / 2);
   });
 
   it("an already aborted signal starts nothing that outlives the run", async () => {
@@ -160,7 +170,7 @@ describe("stale files", () => {
     const runTimeoutSeconds = 2;
     const ac = new AbortController();
     const crashed = check.run(viaProxy({ timeoutSeconds: runTimeoutSeconds }), ac.signal);
-    await until(() => ourFiles().length >= 1);
+    await until("the run's first file on the share", () => ourFiles().length >= 1, POLL);
     ac.abort();
     expect((await crashed).failureMessage).toContain("aborted");
     const left = ourFiles();
@@ -176,7 +186,11 @@ describe("stale files", () => {
     expect(ourFiles()).toEqual(left);
 
     // Once its run timeout has passed, the next run removes them.
-    await until(() => Date.now() > crashedStamp + runTimeoutSeconds * 1000 + 50, 10_000);
+    await until(
+      "the crashed run's timeout to pass",
+      () => Date.now() > crashedStamp + runTimeoutSeconds * 1000 + 50,
+      { pollMs: 20, timeoutMs: 10_000 },
+    );
     const later = await check.run(
       makeTarget(samba, { timeoutSeconds: runTimeoutSeconds }),
       new AbortController().signal,

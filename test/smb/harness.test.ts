@@ -5,11 +5,11 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDelayProxy } from "../harness/delay-proxy.ts";
 import { processGroupMembers } from "../harness/ports.ts";
 import { startSamba } from "../harness/samba.ts";
+import { until } from "../harness/wait.ts";
 
 describe("startSamba", () => {
   it("runs several instances at once, each on its own port and dir, and stop() leaves nothing", async () => {
@@ -32,8 +32,13 @@ describe("startSamba", () => {
       // Hold a connection open so that smbd has forked a per-connection child when we stop it.
       const held = createConnection({ host: a.host, port: a.port });
       await new Promise((resolve) => held.once("connect", resolve));
-      await sleep(100);
-      expect(processGroupMembers(a.pgid).length).toBeGreaterThan(1);
+      await until(
+        "smbd to fork a child for the held connection",
+        () => processGroupMembers(a.pgid).length > 1,
+        {
+          detail: () => processGroupMembers(a.pgid),
+        },
+      );
       await Promise.all([a.stop(), b.stop()]);
       held.destroy();
     }
@@ -59,11 +64,15 @@ describe("startSamba", () => {
     await new Promise((resolve) => child.once("exit", resolve));
     const { pgid, dir } = JSON.parse(out) as { pgid: number; dir: string };
     // Polls every 0.5 s, then SIGTERM, 0.5 s grace, SIGKILL.
-    const deadline = performance.now() + 10_000;
-    while ((processGroupMembers(pgid).length > 0 || existsSync(dir)) && performance.now() < deadline)
-      await sleep(50);
-    expect(processGroupMembers(pgid)).toEqual([]);
-    expect(existsSync(dir)).toBe(false);
+    await until(
+      "the watchdog to stop smbd and remove its dir",
+      () => processGroupMembers(pgid).length === 0 && !existsSync(dir),
+      {
+        timeoutMs: 10_000,
+        pollMs: 50,
+        detail: () => ({ alive: processGroupMembers(pgid), dir: existsSync(dir) }),
+      },
+    );
   });
 
   it("says so clearly when smbd cannot be run, and leaves no temp dir", async () => {
@@ -82,11 +91,18 @@ describe("startSamba", () => {
 describe("startDelayProxy", () => {
   let echo: Server;
   let echoPort = 0;
+  /** Everything the echo server received, over all connections: what the proxy passed on. */
+  let echoed = "";
+  let echoAccepted = 0;
 
   beforeAll(async () => {
     echo = createServer((s) => {
+      echoAccepted++;
       s.setNoDelay(true);
-      s.on("data", (d) => s.write(d));
+      s.on("data", (d) => {
+        echoed += d.toString();
+        s.write(d);
+      });
       s.on("error", () => s.destroy());
     });
     await new Promise<void>((resolve) => echo.listen(0, "127.0.0.1", () => resolve()));
@@ -163,7 +179,7 @@ describe("startDelayProxy", () => {
         }),
       );
       socket.write("a");
-      await sleep(5);
+      await until("the proxy to hold the first byte", () => proxy.bytesFromClients === 1);
       proxy.setDelay(0);
       socket.write("b");
       await done;
@@ -204,8 +220,11 @@ describe("startDelayProxy", () => {
       const socket = await connect(proxy.port);
       let got = 0;
       socket.on("data", (d: Buffer) => (got += d.length));
+      const connectionsToEcho = echoAccepted;
       socket.write("hello?");
-      await sleep(200);
+      await until("the proxy to take the bytes", () => proxy.bytesFromClients === 6);
+      // Nothing was passed on: no connection towards the server, so no answer can come.
+      expect(echoAccepted).toBe(connectionsToEcho);
       expect(got).toBe(0);
       expect(proxy.connectionsOpen).toBe(1);
       socket.destroy();
@@ -222,8 +241,11 @@ describe("startDelayProxy", () => {
       proxy.freeze();
       let got = 0;
       socket.on("data", (d: Buffer) => (got += d.length));
+      const seenBefore = echoed;
       socket.write("during");
-      await sleep(200);
+      await until("the proxy to take the bytes", () => proxy.bytesFromClients === "before".length + 6);
+      // Dropped as it arrived: the server never saw it, so no answer can come.
+      expect(echoed).toBe(seenBefore);
       expect(got).toBe(0);
       socket.destroy();
     } finally {
