@@ -1,7 +1,7 @@
 import { X509Certificate, generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { createCertificate, type CertificateRole } from "./certificate.ts";
-import { checkPeerCertificate, identityFromPeerCertificate, peerIdentity } from "./identity.ts";
+import { checkPeerCertificate, checkPeerIdentity, identityFromPeerCertificate } from "./identity.ts";
 
 // Certificates built in memory with the same encoder the PKI uses; whether
 // TLS accepts them is test/pki/mtls.test.ts's business, this is about names.
@@ -96,14 +96,11 @@ describe("identity from a peer certificate", () => {
     });
   });
 
-  it("peerIdentity reads the certificate grpc-js puts in a call's auth context", () => {
+  it("checkPeerIdentity reads the certificate grpc-js puts in a call's auth context", () => {
     const cert = agentWith(["urn:smbfleet:site:paris:agent:paris-01"]);
     expect(
-      peerIdentity({ getAuthContext: () => ({ sslPeerCertificate: { raw: cert.raw } as never }) }),
-    ).toEqual({
-      site: "paris",
-      agent: "paris-01",
-    });
-    expect(peerIdentity({ getAuthContext: () => ({}) })).toBeNull();
+      checkPeerIdentity({ getAuthContext: () => ({ sslPeerCertificate: { raw: cert.raw } as never }) }),
+    ).toEqual({ ok: true, identity: { site: "paris", agent: "paris-01" } });
+    expect(checkPeerIdentity({ getAuthContext: () => ({}) }).ok).toBe(false);
   });
 });

@@ -72,9 +72,3 @@ export function identityFromPeerCertificate(
 export function checkPeerIdentity(call: HasAuthContext): IdentityCheck {
   return checkPeerCertificate(call.getAuthContext().sslPeerCertificate);
 }
-
-/** The site and agent of a call's client certificate, or null when it names none. */
-export function peerIdentity(call: HasAuthContext): FleetIdentity | null {
-  const check = checkPeerIdentity(call);
-  return check.ok ? check.identity : null;
-}

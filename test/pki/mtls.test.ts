@@ -42,7 +42,7 @@ import { clientDefinition, serverDefinition, type Decoded } from "../../shared/g
 import { createCertificate, rawSubject } from "../../shared/tls/certificate.ts";
 import { clientCredentials } from "../../shared/tls/credentials.ts";
 import { loadTlsFiles, type TlsFiles } from "../../shared/tls/files.ts";
-import { peerIdentity, type FleetIdentity } from "../../shared/tls/identity.ts";
+import { checkPeerIdentity, type FleetIdentity } from "../../shared/tls/identity.ts";
 import { initCa, issueAgent, issueServer, pkiPaths } from "../../shared/tls/pki.ts";
 
 /** A refused handshake fails at once; this only keeps a broken test from hanging. */
@@ -80,7 +80,8 @@ function handler(call: ServerDuplexStream<Decoded<AgentMessage>, AggregatorMessa
     return;
   }
   handlerRuns += 1;
-  seen.push(peerIdentity(call));
+  const check = checkPeerIdentity(call);
+  seen.push(check.ok ? check.identity : null);
   const { site, agent: name } = admission.identity;
   call.write(
     create(AggregatorMessageSchema, {

@@ -5,7 +5,7 @@
 // SMB round trip, and prints `chdir to /dev/null/<token>-<n> failed` strictly
 // after the command before it finished. A command's time is from writing it
 // to reading that line, so it includes the delimiter itself (~0.03 ms here,
-// pinned in test/smb/latency.test.ts) and nothing else.
+// measured by bench/agent, figure (d)) and nothing else.
 //
 // `-E` sends all of smbclient's messages to stderr, so errors and success
 // lines arrive in order on one stream; stdbuf makes stdin unbuffered (two
