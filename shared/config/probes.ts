@@ -1,5 +1,6 @@
 // One [[probes]] block: smbprobe's keys (name, address, domain, share,
 // username, password, remote_basedir, interval) plus smbfleet's own.
+import { FIELD_LIMITS } from "../wire/field-limits.ts";
 import { OPERATIONS, isOperation, targetKey, type Operation } from "../result.ts";
 import { Secret } from "../secret.ts";
 import {
@@ -43,6 +44,7 @@ export function readProbe(r: TableReader, ctx: ProbeContext): ProbeTarget | unde
   const domain = smbText(r, "domain") ?? PROBE_DEFAULTS.domain;
   const remoteBasedir = smbText(r, "remote_basedir", { nonEmpty: true }) ?? PROBE_DEFAULTS.remoteBasedir;
   const name = r.string("name");
+  if (name !== undefined) withinBytes(r, "name", name, FIELD_LIMITS.maxNameBytes);
   const port = r.integer("port", { min: 1, max: 65535 }) ?? PROBE_DEFAULTS.port;
   const auth = (r.string("auth", { oneOf: AUTH_METHODS }) ?? PROBE_DEFAULTS.auth) as ProbeTarget["auth"];
   const password = readPassword(r, ctx, auth);
@@ -78,6 +80,17 @@ export function readProbe(r: TableReader, ctx: ProbeContext): ProbeTarget | unde
   const mkdir = r.boolean("mkdir") ?? false;
   r.finish();
 
+  if (
+    (name === undefined || name === "") &&
+    address !== undefined &&
+    share !== undefined &&
+    Buffer.byteLength(`${address}/${share}`) > FIELD_LIMITS.maxNameBytes
+  ) {
+    r.error(
+      "name",
+      `required here: the default name, address/share, is over ${FIELD_LIMITS.maxNameBytes} bytes (the aggregator refuses longer)`,
+    );
+  }
   if (r.sink.errorCount > before || address === undefined || share === undefined || username === undefined) {
     return undefined;
   }
@@ -149,6 +162,7 @@ function smbText(
 ): string | undefined {
   const value = r.string(name, opts);
   if (value === undefined) return undefined;
+  if (!withinBytes(r, name, value, FIELD_LIMITS.maxNameBytes)) return undefined;
   if (hasControlChars(value)) {
     r.error(name, "must not contain control characters (line breaks, tabs)");
     return undefined;
@@ -217,9 +231,26 @@ function readLabels(r: TableReader): Record<string, string> {
   if (entries === undefined) return labels;
   const path = r.key("labels");
   const reserved = RESERVED_LABELS as readonly string[];
+  if (entries.length > FIELD_LIMITS.maxLabels) {
+    r.error(
+      "labels",
+      `at most ${FIELD_LIMITS.maxLabels} labels (the aggregator refuses more), got ${entries.length}`,
+    );
+    return labels;
+  }
   for (const [name, value] of entries) {
     const key = joinKey(path, name);
-    if (!LABEL_NAME.test(name) || name.startsWith("__")) {
+    if (Buffer.byteLength(name) > FIELD_LIMITS.maxLabelKeyBytes) {
+      r.sink.error(
+        key,
+        `label names are at most ${FIELD_LIMITS.maxLabelKeyBytes} bytes (the aggregator refuses longer)`,
+      );
+    } else if (Buffer.byteLength(value) > FIELD_LIMITS.maxLabelValueBytes) {
+      r.sink.error(
+        key,
+        `label values are at most ${FIELD_LIMITS.maxLabelValueBytes} bytes (the aggregator refuses longer), got ${Buffer.byteLength(value)}`,
+      );
+    } else if (!LABEL_NAME.test(name) || name.startsWith("__")) {
       r.sink.error(key, "label names must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __");
     } else if (reserved.includes(name)) {
       r.sink.error(key, `clashes with a label smbfleet sets itself (${reserved.join(", ")})`);
@@ -228,4 +259,16 @@ function readLabels(r: TableReader): Record<string, string> {
     }
   }
   return labels;
+}
+
+/**
+ * Whether value fits the aggregator's cap on the field (shared/wire/field-limits.ts);
+ * over it, every result of the probe would be quarantined at HQ, so it is
+ * a config error here.
+ */
+function withinBytes(r: TableReader, name: string, value: string, max: number): boolean {
+  const bytes = Buffer.byteLength(value);
+  if (bytes <= max) return true;
+  r.error(name, `must be at most ${max} bytes (the aggregator refuses longer), got ${bytes}`);
+  return false;
 }

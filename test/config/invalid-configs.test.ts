@@ -56,6 +56,17 @@ const CASES: Array<[fixture: string, expected: string[]]> = [
     ],
   ],
   [
+    "agent-over-field-limits.toml",
+    [
+      "{file}:2: probes[0].address: must be at most 255 bytes (the aggregator refuses longer), got 258",
+      "{file}:7: probes[0].remote_basedir: must be at most 255 bytes (the aggregator refuses longer), got 300",
+      "{file}:9: probes[0].labels: at most 16 labels (the aggregator refuses more), got 17",
+      "{file}:17: probes[1].labels.team: label values are at most 256 bytes (the aggregator refuses longer), got 300",
+      `{file}:17: probes[1].labels.${"k".repeat(70)}: label names are at most 64 bytes (the aggregator refuses longer)`,
+      "{file}:18: probes[2].name: required here: the default name, address/share, is over 255 bytes (the aggregator refuses longer)",
+    ],
+  ],
+  [
     "agent-bad-site.toml",
     [
       '{file}:2: agent.site: must be 1 to 63 lowercase letters, digits, ".", "-" or "_", starting and ending with a letter or digit, got "Paris HQ"',

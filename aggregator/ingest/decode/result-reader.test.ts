@@ -9,7 +9,8 @@ import { ResultSchema, TargetSchema, type Result } from "../../../shared/gen/smb
 import { FAILURE_CLASSES, OPERATIONS } from "../../../shared/result.ts";
 import { CopyWriter, resultFields } from "../store/copy-rows.ts";
 import { ResultReader, type ReadContext } from "./result-reader.ts";
-import { FIELD_LIMITS, validateResult, validateTarget } from "./validate.ts";
+import { FIELD_LIMITS } from "../../../shared/wire/field-limits.ts";
+import { validateResult, validateTarget } from "./validate.ts";
 
 const NOW = Date.UTC(2026, 10, 22, 12, 0, 0);
 const LIMITS = { maxFutureSkewMs: 300_000 };

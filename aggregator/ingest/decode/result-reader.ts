@@ -13,7 +13,8 @@
 // nothing validate.ts refuses, over generated and corrupted inputs.
 import { FAILURE_CLASSES, OPERATIONS, type Operation } from "../../../shared/result.ts";
 import { copyText, isoTime, type CopyWriter } from "../store/copy-rows.ts";
-import { FIELD_LIMITS, type ValidTarget } from "./validate.ts";
+import { FIELD_LIMITS } from "../../../shared/wire/field-limits.ts";
+import type { ValidTarget } from "./validate.ts";
 
 export interface ReadOperation {
   operation: Operation;

@@ -1,7 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { ResultSchema, TargetSchema } from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
-import { CUT_MARK, FIELD_LIMITS, cutText, validateResult, validateTarget } from "./validate.ts";
+import { FIELD_LIMITS } from "../../../shared/wire/field-limits.ts";
+import { CUT_MARK, cutText, validateResult, validateTarget } from "./validate.ts";
 
 const NOW = Date.parse("2031-01-01T00:00:00Z");
 const LIMITS = { maxFutureSkewMs: 300_000 };

@@ -4,6 +4,7 @@
 // the way the wire schema spells it, e.g.
 //   results[3].operations[0].operation: unknown operation "foo"
 import type { Result, Target } from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
+import { FIELD_LIMITS } from "../../../shared/wire/field-limits.ts";
 import { isFailureClass, isOperation, type FailureClass, type Operation } from "../../../shared/result.ts";
 
 export interface ValidTarget {
@@ -35,29 +36,6 @@ export interface ValidResult {
 
 export type Checked = { ok: true; result: ValidResult } | { ok: false; reason: string };
 
-/**
- * The most an agent may put in a field. Over a cap a result is quarantined
- * (and a Hello target ignored), except the failure message, which is stored
- * cut. They bound what one result can make the aggregator keep: a targets
- * row, the label values of ~230 metric series, a log line.
- */
-export const FIELD_LIMITS = {
-  /**
-   * address, share, domain, name, basedir, in UTF-8 bytes: a DNS name is at
-   * most 253, a Windows path component 255, an SMB share name 80.
-   */
-  maxNameBytes: 255,
-  /** Labels describe a target (team, tier, room); smbprobe has none. */
-  maxLabels: 16,
-  /** Prometheus label names in practice are short identifiers. */
-  maxLabelKeyBytes: 64,
-  maxLabelValueBytes: 256,
-  /**
-   * smbclient's failure lines are under 200 bytes; what is past 1 KiB is
-   * noise for a human and a cost for every row. Cut, marked, still stored.
-   */
-  maxFailureMessageBytes: 1024,
-} as const;
 
 /** Ends a failure message that was cut (within maxFailureMessageBytes). */
 export const CUT_MARK = "… [cut]";
