@@ -20,6 +20,7 @@ import {
   type RevocationReason,
   type RevokedCertificate,
 } from "./revocation.ts";
+import { processAlive } from "../process-alive.ts";
 
 export function recordPaths(dir: string) {
   const root = resolve(dir);
@@ -42,15 +43,6 @@ const LOCK_WAIT_MS = 10_000;
 const LOCK_RETRY_MS = 25;
 
 const inProcess = new Map<string, Promise<unknown>>();
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 async function takeLock(path: string): Promise<void> {
   const deadline = Date.now() + LOCK_WAIT_MS;

@@ -7,6 +7,7 @@ import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { processAlive } from "../../shared/process-alive.ts";
 
 export const LOOPBACK = "127.0.0.1";
 
@@ -101,7 +102,7 @@ function lock(port: number): boolean {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
     const owner = Number(readProcFile(file));
-    if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) return false;
+    if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) return false;
     try {
       unlinkSync(file); // left by a process that died without releasing it
     } catch {
@@ -119,15 +120,6 @@ function unlock(port: number): void {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /**
  * Once per process: unlock on exit, and remove lock files whose owner died
  * without releasing (a test worker killed by its runner runs no exit hook).
@@ -137,7 +129,7 @@ function installReleaseHook(): void {
   releaseHookInstalled = true;
   for (const name of readdirSync(RESERVATIONS_DIR)) {
     const owner = Number(readProcFile(join(RESERVATIONS_DIR, name)));
-    if (Number.isInteger(owner) && owner > 0 && !isAlive(owner)) unlock(Number(name));
+    if (Number.isInteger(owner) && owner > 0 && !processAlive(owner)) unlock(Number(name));
   }
   process.once("exit", () => {
     for (const port of held) unlock(port);

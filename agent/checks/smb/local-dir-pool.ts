@@ -15,6 +15,7 @@ import { rmSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { LocalDir } from "./local-dir.ts";
+import { processAlive } from "../../../shared/process-alive.ts";
 
 export interface LocalDirPoolOptions {
   /** Where the directories are made. */
@@ -128,17 +129,7 @@ export async function removeDeadProcessesDirs(parent: string): Promise<void> {
   }
   for (const name of names) {
     const pid = Number(NAME.exec(name)?.[1] ?? Number.NaN);
-    if (Number.isNaN(pid) || pid === process.pid || isAlive(pid)) continue;
+    if (Number.isNaN(pid) || pid === process.pid || processAlive(pid)) continue;
     await rm(join(parent, name), { recursive: true, force: true }).catch(() => {});
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, and belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }

@@ -5,17 +5,16 @@
 //   results[3].operations[0].operation: unknown operation "foo"
 import type { Result, Target } from "../../../shared/gen/smbfleet/v1/ingest_pb.js";
 import { FIELD_LIMITS } from "../../../shared/wire/field-limits.ts";
-import { isFailureClass, isOperation, type FailureClass, type Operation } from "../../../shared/result.ts";
+import {
+  isFailureClass,
+  isOperation,
+  type FailureClass,
+  type Operation,
+  type TargetRef,
+} from "../../../shared/result.ts";
 
-export interface ValidTarget {
-  name: string;
-  address: string;
-  port: number;
-  domain: string;
-  share: string;
-  basedir: string;
-  labels: Record<string, string>;
-}
+/** A target that passed validation: the shape the agent sent (shared/result.ts). */
+export type ValidTarget = TargetRef;
 
 export interface ValidOperation {
   operation: Operation;
@@ -35,7 +34,6 @@ export interface ValidResult {
 }
 
 export type Checked = { ok: true; result: ValidResult } | { ok: false; reason: string };
-
 
 /** Ends a failure message that was cut (within maxFailureMessageBytes). */
 export const CUT_MARK = "… [cut]";
