@@ -201,9 +201,11 @@ export const LIMITS_DEFAULTS = {
    */
   maxTargetsPerAgent: 1000,
   /**
-   * New targets an agent may add per minute (a minute's worth at once). A
-   * config change adds a few; a site of 1,000 targets is registered in 10
-   * minutes, its batches refused for now (and resent) until then.
+   * New targets an agent may add per minute (a minute's worth at once) beyond
+   * those it lists in Hello, which are its configuration and are admitted at
+   * once up to max_targets_per_agent. A config change adds a few; an agent
+   * reporting targets it never announced is throttled, its batches refused
+   * for now (and resent).
    */
   newTargetsPerMinute: 100,
   /** A target's metric series are removed after it has not reported for this long (probe intervals are ≤ 1 h). */

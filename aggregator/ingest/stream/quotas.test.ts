@@ -76,6 +76,17 @@ describe("TargetQuota", () => {
     expect(q.admit("b", long).ok).toBe(true);
     expect(q.admit("b", long).ok).toBe(true);
   });
+
+  it("admits the targets Hello lists at once, up to the cap but not past it", () => {
+    const q = new TargetQuota(5, 1, () => 0);
+    const announce = (keys: string[]) => keys.map((k) => q.admit("a", k, true).ok);
+    expect(announce(["t1", "t2", "t3", "t4", "t5", "t6"])).toEqual([true, true, true, true, true, false]);
+    // The rate still holds for targets first seen in results.
+    const q2 = new TargetQuota(5, 1, () => 0);
+    expect(["t1", "t2", "t3"].map((k) => q2.admit("a", k, true).ok)).toEqual([true, true, true]);
+    expect(q2.admit("a", "t4").ok).toBe(true);
+    expect(q2.admit("a", "t5")).toMatchObject({ ok: false, limit: "new_targets_per_minute" });
+  });
 });
 
 describe("LogGate", () => {

@@ -24,7 +24,7 @@ export function helloTargets(
   hello.targets.forEach((t, i) => {
     const v = validateTarget(t, `targets[${i}]`);
     if (!v.ok) return unusable(v.reason);
-    const q = quota.admit(id.agent, TargetCache.key(id.site, v.target));
+    const q = quota.admit(id.agent, TargetCache.key(id.site, v.target), true);
     if (q.ok) announced.push(v.target);
     else if (q.limit === "max_targets_per_agent") overCap++;
     else overRate++;

@@ -7,9 +7,13 @@
 //   quarantined with the reason (the agent hears INVALID_ARGUMENT and drops
 //   them: resending cannot help). Known targets are never forgotten while the
 //   process runs, so staleness cannot be used to rotate through new ones.
-// * at most `newPerMinute` new ones a minute (that many at once). A batch
-//   bringing more is refused for now and resent by the agent (nothing lost),
-//   so a site adding hundreds of targets is delayed by minutes, not dropped.
+// * at most `newPerMinute` new ones a minute (that many at once) among those
+//   first seen in results. A batch bringing more is refused for now and
+//   resent by the agent (nothing lost). The targets an agent lists in Hello
+//   (its configuration) are admitted at once, up to the cap: otherwise every
+//   agent with more than a minute's worth would be throttled for minutes
+//   after each aggregator restart, since the counts start afresh
+//   (bench/fleet's 10 agents × 1,000 targets met exactly that).
 //
 // Like the results rate limit, this lives in the process: each replica and
 // each restart counts afresh, which bounds what one agent adds per process
@@ -44,8 +48,11 @@ export class TargetQuota {
     this.#now = now;
   }
 
-  /** May `agent` report the target with identity `key` (site + target key)? A new one is counted. */
-  admit(agent: string, key: string): TargetVerdict {
+  /**
+   * May `agent` report the target with identity `key` (site + target key)?
+   * A new one is counted; `announced` (listed in Hello) skips the rate, not the cap.
+   */
+  admit(agent: string, key: string, announced = false): TargetVerdict {
     let a = this.#agents.get(agent);
     if (a === undefined) {
       a = { known: new Set(), bucket: new TokenBucket(this.#newPerMinute / 60, 60, this.#now) };
@@ -60,7 +67,7 @@ export class TargetQuota {
         reason: `agent ${agent} already has ${this.#maxPerAgent} distinct targets ([limits] max_targets_per_agent)`,
       };
     }
-    const taken = a.bucket.takeWhole();
+    const taken = announced ? ({ ok: true } as const) : a.bucket.takeWhole();
     if (!taken.ok) {
       return {
         ok: false,
