@@ -2,12 +2,8 @@
 // command smbfleet times is followed by `lcd /dev/null/<token>-<n>` (see
 // agent/checks/smb/session.ts), so an empty command line inside one session
 // times exactly that: a write to smbclient and the line it prints back.
-import {
-  buildInvocation,
-  makeRunDir,
-  removeRunDir,
-  writeAuthFile,
-} from "../../agent/checks/smb/invocation.ts";
+import { buildInvocation } from "../../agent/checks/smb/invocation.ts";
+import { LocalDirPool } from "../../agent/checks/smb/local-dir-pool.ts";
 import { SmbclientSession } from "../../agent/checks/smb/session.ts";
 import { median } from "../../shared/result.ts";
 import type { SambaServer } from "../../test/harness/samba.ts";
@@ -20,12 +16,14 @@ const LOGIN_TIMEOUT_MS = 10_000;
 /** Median ms of `samples` empty commands in one logged-in session. */
 export async function delimiterCostMs(samba: SambaServer, samples: number): Promise<number> {
   const target = makeTarget(samba);
-  const dir = await makeRunDir(samba.dir);
+  // The run directory and authentication file the agent itself uses.
+  const pool = new LocalDirPool({ parent: samba.dir, idleTtlMs: 60_000 });
+  const dir = await pool.acquire();
   try {
-    const authFile = await writeAuthFile(dir, target.username);
+    await dir.setUsername(target.username);
     const invocation = buildInvocation(
       target,
-      { stdbuf: "/usr/bin/stdbuf", smbclient: "/usr/bin/smbclient", authFile },
+      { stdbuf: "/usr/bin/stdbuf", smbclient: "/usr/bin/smbclient", authFile: dir.authPath },
       process.env,
     );
     const session = new SmbclientSession(
@@ -44,6 +42,7 @@ export async function delimiterCostMs(samba: SambaServer, samples: number): Prom
     await session.quit(2_000);
     return median(times)!;
   } finally {
-    await removeRunDir(dir);
+    await pool.release(dir, false);
+    await pool.close();
   }
 }

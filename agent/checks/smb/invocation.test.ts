@@ -1,11 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ProbeTarget } from "../../../shared/config/types.ts";
 import { OPERATIONS, type Operation } from "../../../shared/result.ts";
 import { Secret } from "../../../shared/secret.ts";
-import { buildInvocation, makeRunDir, writeAuthFile } from "./invocation.ts";
+import { authFileText, buildInvocation } from "./invocation.ts";
 import { fakeTarget } from "../../scheduler/testing.ts";
 
 const PASSWORD = " p@ss word %42";
@@ -57,22 +54,15 @@ describe("buildInvocation", () => {
   });
 });
 
-describe("writeAuthFile", () => {
-  let dir = "";
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-  it("writes the username only, 0600, in a 0700 dir", async () => {
-    dir = mkdtempSync(join(tmpdir(), "smbfleet-inv-"));
-    const runDir = await makeRunDir(dir);
-    const path = await writeAuthFile(runDir, "probe%user");
-    expect(statSync(runDir).mode & 0o777).toBe(0o700);
-    expect(statSync(path).mode & 0o777).toBe(0o600);
-    expect(readFileSync(path, "utf8")).toBe("username = probe%user\n");
+describe("authFileText", () => {
+  // The file's mode and its 0700 directory are pinned by local-dir-pool.test.ts (LocalDir writes it).
+  it("names the username only", () => {
+    expect(authFileText("probe%user")).toBe("username = probe%user\n");
   });
 
-  it("refuses a username that would add lines to the file", async () => {
-    dir = mkdtempSync(join(tmpdir(), "smbfleet-inv-"));
-    await expect(writeAuthFile(dir, "u\npassword = x")).rejects.toThrow(RangeError);
+  it("refuses a username that would add lines to the file", () => {
+    expect(() => authFileText("u\npassword = x")).toThrow(RangeError);
+    expect(() => authFileText("u\rpassword = x")).toThrow(RangeError);
   });
 });
 

@@ -6,8 +6,6 @@
 //     file would drop leading spaces), and never touches the disk;
 //   * the username goes in a 0600 authentication file (-A) in a 0700 dir,
 //     because on -U a '%' or '/' in it would be parsed as password or domain.
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import type { ProbeTarget } from "../../../shared/config/types.ts";
 import { LIMITS } from "./options.ts";
 
@@ -20,27 +18,10 @@ export interface Invocation {
 /** Environment variables passed through to smbclient: where to find things, and Kerberos' credential cache. */
 const PASSED_ENV = ["PATH", "HOME", "KRB5CCNAME", "KRB5_CONFIG", "TMPDIR"] as const;
 
-/** A 0700 directory for one run's local files; remove it with removeRunDir when the run ends. */
-export async function makeRunDir(parent: string): Promise<string> {
-  // mkdtemp creates the directory 0700.
-  return mkdtemp(join(parent, "smbfleet-run-"));
-}
-
-export async function removeRunDir(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
-}
-
 /** The authentication file's text; a line break in the username would let it add lines, so it is refused. */
 export function authFileText(username: string): string {
   if (/[\r\n]/.test(username)) throw new RangeError("username contains a line break");
   return `username = ${username}\n`;
-}
-
-/** Writes the 0600 authentication file with the username; returns its path. */
-export async function writeAuthFile(runDir: string, username: string): Promise<string> {
-  const path = join(runDir, "auth");
-  await writeFile(path, authFileText(username), { mode: 0o600, flag: "wx" });
-  return path;
 }
 
 export function buildInvocation(
