@@ -75,6 +75,17 @@ export function createTxPool(opts: TxPoolOptions): TxPool {
   pool.on("error", (err) => {
     opts.logger?.warn({ err: err.message, pool: opts.applicationName }, "idle database connection lost");
   });
+  // And a listener for the whole life of every connection: between the
+  // pool handing a client out (it drops its idle listener then) and
+  // withTransaction adding its own, a FATAL that arrived in the same read as
+  // ReadyForQuery is emitted with no listener at all, and that ended the
+  // aggregator during start-up migrations under pg_terminate_backend
+  // (test/db/startup-termination.test.ts, once, on a loaded machine). The
+  // client is dead either way; its next query rejects, which withTransaction
+  // classifies as DB_UNAVAILABLE.
+  pool.on("connect", (client) => {
+    client.on("error", () => undefined);
+  });
   return pool;
 }
 
