@@ -5,7 +5,8 @@
 // "Transactions against PostgreSQL", has the reproduction and the measurements.
 // node-postgres instead rejects every query on a dead client and emits
 // 'error' on it, which must have a listener: the pool's, here, for idle
-// clients, and withTransaction's while a client is checked out.
+// clients, withTransaction's while a client is checked out, and one for the
+// connection's whole life for the moment between the two (below).
 import pg from "pg";
 import type { Logger } from "../../shared/logger.ts";
 import type { Secret } from "../../shared/secret.ts";
