@@ -21,6 +21,7 @@ import { maintenanceIntervalFromEnv, startMaintenance, type Maintenance } from "
 import { migrate, openMigrationPool, schemaStatus } from "./db/migrate.ts";
 import type { TxConnector } from "./db/transaction.ts";
 import { isTransactionError } from "./db/tx-errors.ts";
+import { guardConnectionLoss } from "./db/connection-loss.ts";
 import { closeTxPool, createTxPool } from "./db/tx-pool.ts";
 import { AgentQuotas } from "./ingest/stream/quotas.ts";
 import { AgentRateLimits } from "./ingest/stream/rate-limit.ts";
@@ -124,6 +125,9 @@ export async function runAggregator(
     );
   }
 
+  // From here on, a database connection lost with no query waiting on it is
+  // logged, not fatal (aggregator/db/connection-loss.ts).
+  const unguard = guardConnectionLoss(logger);
   const sql = connectDatabase({ url: config.database.url, poolSize: BOOKKEEPING_POOL_SIZE, logger });
   // Batches get [database] pool_size connections of their own (ingest/store/batch-pool.ts).
   const batchSql = connectDatabase({
@@ -248,6 +252,7 @@ export async function runAggregator(
   } catch (err) {
     logger.error({ err: errorMessage(err) }, `aggregator failed to start: ${errorMessage(err)}`);
     await stop();
+    unguard();
     return 1;
   }
 
@@ -258,6 +263,7 @@ export async function runAggregator(
   logger.info({ reason: errorMessage(signal.reason) }, "aggregator stopping");
   await stop();
   logger.info("aggregator stopped");
+  unguard();
   return 0;
 }
 
